@@ -1,0 +1,165 @@
+/**
+ * The one interface every endpoint implements: a local directory, a memory
+ * tree (tests), and later a tongbu node and SQL tables. A small required core
+ * plus declared capabilities; the sync engine reads the capabilities and
+ * never probes for abilities at run time.
+ */
+import type { ContentHash, HashAlgorithm } from '../core/hash.js';
+import type { Key, NameFolding } from '../core/key.js';
+
+export type EntryKind = 'file' | 'dir' | 'symlink';
+
+/** One keyed item as an endpoint lists it. */
+export interface Entry {
+  readonly key: Key;
+  readonly kind: EntryKind;
+  /** Content length in bytes for files; 0 for directories and links. */
+  readonly size: number;
+  /** Modification time in milliseconds since the epoch (fractional). */
+  readonly mtimeMs: number;
+  /** Permission bits (0o7777 mask); 0 where the endpoint has none. */
+  readonly mode: number;
+  /** A symlink's target, byte-exact as stored; never followed. */
+  readonly target?: string;
+  /** Content hash, when the endpoint knows it without reading the content. */
+  readonly hash?: ContentHash;
+}
+
+export interface EndpointCapabilities {
+  /** Hashes that `list` returns with entries at no extra cost. */
+  readonly listedHashes: readonly HashAlgorithm[];
+  /** Granularity of stored mtimes; 0 when the endpoint keeps none. */
+  readonly mtimePrecisionMs: number;
+  readonly symlinks: boolean;
+  readonly emptyDirs: boolean;
+  readonly modes: boolean;
+  /** How the endpoint folds names: two keys folding alike would collide. */
+  readonly nameFolding: NameFolding;
+  /** The endpoint is a local directory tree: `localPath` is defined. */
+  readonly localPath: boolean;
+  /**
+   * The endpoint can copy from a local source tree itself, in bulk
+   * (`copyFromLocal` is defined), like rclone's server-side copy.
+   */
+  readonly localCopy: boolean;
+}
+
+/** Metadata to apply to a written entry. */
+export interface EntryMeta {
+  readonly mtimeMs: number;
+  readonly mode: number;
+}
+
+export interface WriteRequest extends EntryMeta {
+  readonly key: Key;
+  /** Expected content length; a different length is an error. */
+  readonly size: number;
+  /** When known in advance, the written bytes must hash to this. */
+  readonly expectedHash?: ContentHash;
+}
+
+/** A file that became visible at the destination, verified. */
+export interface WriteResult {
+  readonly entry: Entry;
+  readonly hash: ContentHash;
+}
+
+/** One file of a bulk local copy: the source entry as listed. */
+export interface LocalCopyItem {
+  readonly source: Entry;
+  readonly expectedHash?: ContentHash;
+}
+
+export type LocalCopyOutcome =
+  | { readonly ok: true; readonly item: LocalCopyItem; readonly result: WriteResult }
+  | { readonly ok: false; readonly item: LocalCopyItem; readonly error: Error };
+
+export interface LocalCopyOptions {
+  readonly signal?: AbortSignal;
+  /** Bytes per second across the whole copy; undefined for no limit. */
+  readonly bwlimit?: number;
+  /** Called as bytes are written, for progress. */
+  readonly onBytes?: (bytes: number) => void;
+  /** Called as each file becomes visible, verified, or fails. */
+  readonly onOutcome: (outcome: LocalCopyOutcome) => void;
+}
+
+export interface ListOptions {
+  readonly signal?: AbortSignal;
+}
+
+export interface Endpoint {
+  /** The URL or path the user gave, for messages. */
+  readonly url: string;
+  readonly capabilities: EndpointCapabilities;
+
+  /**
+   * Checks the endpoint can be used. A source must exist
+   * (SOURCE_NOT_FOUND otherwise); a destination is created when
+   * `create` is set.
+   */
+  open(options: { readonly create: boolean }): Promise<void>;
+
+  /** Every entry below the root, in batches, in no particular order. */
+  list(options?: ListOptions): AsyncIterable<readonly Entry[]>;
+
+  /** One entry, or undefined when absent. */
+  stat(key: Key): Promise<Entry | undefined>;
+
+  /** The content of a file. */
+  read(key: Key, options?: { readonly signal?: AbortSignal }): AsyncIterable<Uint8Array>;
+
+  /**
+   * Hashes of files' content, in the order of `keys`. Reads the content
+   * unless the endpoint keeps hashes.
+   */
+  hash(keys: readonly Key[], options?: { readonly signal?: AbortSignal }): Promise<ContentHash[]>;
+
+  /**
+   * Writes a file atomically: the bytes are hashed as they are written and
+   * checked against the size and `expectedHash` before the file becomes
+   * visible with its metadata; on any failure nothing is visible.
+   */
+  write(
+    request: WriteRequest,
+    content: AsyncIterable<Uint8Array>,
+    options?: { readonly signal?: AbortSignal },
+  ): Promise<WriteResult>;
+
+  /** Creates a directory (and missing parents); no error when it exists. */
+  mkdir(key: Key, meta: EntryMeta): Promise<void>;
+
+  /** Creates or replaces a symlink; the target is stored, never followed. */
+  symlink(key: Key, target: string, meta: EntryMeta): Promise<void>;
+
+  /** Sets mtime and mode of an existing entry; returns it as stored. */
+  setMeta(key: Key, meta: EntryMeta): Promise<Entry>;
+
+  /** Removes a file, a link or an empty directory; no error when absent. */
+  remove(key: Key, kind: EntryKind): Promise<void>;
+
+  /**
+   * Removes leftovers of interrupted writes (temp files) seen by the last
+   * `list`. Called on a destination before a run writes to it.
+   */
+  cleanup(): Promise<number>;
+
+  /** Makes every write so far durable (one filesystem sync, say). */
+  flush(): Promise<void>;
+
+  close(): Promise<void>;
+
+  /** With capabilities.localPath: the absolute path of the root. */
+  readonly localPath?: string;
+
+  /**
+   * With capabilities.localCopy: copies files from a local source tree.
+   * Each outcome is reported through `onOutcome` once the file is visible
+   * and verified (or failed); resolves when all items are done.
+   */
+  copyFromLocal?(
+    sourceRoot: string,
+    items: readonly LocalCopyItem[],
+    options: LocalCopyOptions,
+  ): Promise<void>;
+}
