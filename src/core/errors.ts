@@ -13,6 +13,8 @@ export const ERROR_TABLE = {
   NOT_FOUND: { exit: 3, http: 404, retryable: false },
   NOT_A_DIRECTORY: { exit: 3, http: 400, retryable: false },
   DEST_INSIDE_SOURCE: { exit: 2, http: 400, retryable: false },
+  SOURCE_INSIDE_DEST: { exit: 2, http: 400, retryable: false },
+  BLOCKED: { exit: 9, http: 409, retryable: false },
   PERMISSION_DENIED: { exit: 4, http: 403, retryable: false },
   NO_SPACE: { exit: 5, http: 507, retryable: false },
   FILE_CHANGED: { exit: 6, http: 409, retryable: true },
@@ -115,4 +117,10 @@ export function toTongbuError(err: unknown): TongbuError {
   if (err instanceof TongbuError) return err;
   const message = err instanceof Error ? err.message : String(err);
   return new TongbuError('INTERNAL', message, { cause: err });
+}
+
+/** The path or key an error names, or '' when it names none. */
+export function errorSubject(err: TongbuError): string {
+  const subject = err.data['path'] ?? err.data['key'];
+  return typeof subject === 'string' ? subject : '';
 }

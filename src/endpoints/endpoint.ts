@@ -6,6 +6,7 @@
  */
 import type { ContentHash, HashAlgorithm } from '../core/hash.js';
 import type { Key, NameFolding } from '../core/key.js';
+import type { TongbuError } from '../core/errors.js';
 
 export type EntryKind = 'file' | 'dir' | 'symlink';
 
@@ -68,10 +69,21 @@ export interface WriteResult {
 export interface LocalCopyItem {
   readonly source: Entry;
   readonly expectedHash?: ContentHash;
+  /**
+   * The destination holds a file of the same size that may have the same
+   * content: compare, and write only when it differs.
+   */
+  readonly compare?: boolean;
 }
 
 export type LocalCopyOutcome =
-  | { readonly ok: true; readonly item: LocalCopyItem; readonly result: WriteResult }
+  | {
+      readonly ok: true;
+      readonly item: LocalCopyItem;
+      readonly result: WriteResult;
+      /** Compared equal: nothing was written and no metadata was applied. */
+      readonly unchanged: boolean;
+    }
   | { readonly ok: false; readonly item: LocalCopyItem; readonly error: Error };
 
 export interface LocalCopyOptions {
@@ -86,6 +98,11 @@ export interface LocalCopyOptions {
 
 export interface ListOptions {
   readonly signal?: AbortSignal;
+  /**
+   * Receives what cannot be listed (an unreadable directory, a name that is
+   * not UTF-8, a special file) and listing goes on; without it, it throws.
+   */
+  readonly onProblem?: (error: TongbuError) => void;
 }
 
 export interface Endpoint {

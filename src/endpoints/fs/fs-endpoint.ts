@@ -1,0 +1,313 @@
+/**
+ * The local filesystem endpoint: a directory tree. Writes are atomic (temp
+ * file in the same directory, hashed as written, synced, renamed); symlinks
+ * are stored as links and never followed; names are kept byte-exact, and a
+ * name that is not valid UTF-8 is refused with an error naming its bytes.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { setImmediate } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { fromSystemError, TongbuError } from '../../core/errors.js';
+import { ContentHasher, type ContentHash } from '../../core/hash.js';
+import { quoteKey, validateKey, type Key } from '../../core/key.js';
+import type {
+  Endpoint,
+  EndpointCapabilities,
+  Entry,
+  EntryKind,
+  EntryMeta,
+  ListOptions,
+  LocalCopyItem,
+  LocalCopyOptions,
+  WriteRequest,
+  WriteResult,
+} from '../endpoint.js';
+import { copyLocalFiles } from './local-copy.js';
+import { workerErrorToTongbu } from './fs-entry.js';
+import { FsWorkerPool } from './fs-worker-pool.js';
+import { walkTree } from './walk.js';
+import { statEntry, TEMP_PREFIX } from './fs-entry.js';
+
+const execFileAsync = promisify(execFile);
+
+const CAPABILITIES: EndpointCapabilities = {
+  listedHashes: [],
+  mtimePrecisionMs: 0.001,
+  symlinks: true,
+  emptyDirs: true,
+  modes: true,
+  nameFolding: 'none',
+  localPath: true,
+  localCopy: true,
+};
+
+export interface FsEndpointOptions {
+  /** Worker threads for copying and hashing. */
+  readonly workers?: number;
+}
+
+export class FsEndpoint implements Endpoint {
+  readonly capabilities = CAPABILITIES;
+  readonly localPath: string;
+  private pool: FsWorkerPool | undefined;
+  private staleTemps: string[] = [];
+
+  constructor(
+    readonly url: string,
+    private readonly options: FsEndpointOptions = {},
+  ) {
+    this.localPath = path.resolve(url);
+  }
+
+  async open({ create }: { readonly create: boolean }): Promise<void> {
+    let stat: fs.Stats | undefined;
+    try {
+      stat = await fsp.stat(this.localPath);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw fromSystemError(err, this.url, 'cannot open');
+      }
+    }
+    if (stat === undefined) {
+      if (!create) {
+        throw new TongbuError('SOURCE_NOT_FOUND', `source ${this.url} does not exist`, {
+          data: { path: this.url },
+        });
+      }
+      await fsp.mkdir(this.localPath, { recursive: true }).catch((err: unknown) => {
+        throw fromSystemError(err, this.url, 'cannot create');
+      });
+      return;
+    }
+    if (!stat.isDirectory()) {
+      throw new TongbuError('NOT_A_DIRECTORY', `${this.url} is not a directory`, {
+        data: { path: this.url },
+      });
+    }
+    await fsp
+      .access(this.localPath, create ? fs.constants.W_OK : fs.constants.R_OK)
+      .catch((err: unknown) => {
+        throw fromSystemError(err, this.url, create ? 'cannot write to' : 'cannot read');
+      });
+  }
+
+  async *list(options: ListOptions = {}): AsyncIterable<readonly Entry[]> {
+    this.staleTemps = [];
+    for (const batch of walkTree(this.localPath, {
+      ...options,
+      onTemp: (p) => this.staleTemps.push(p),
+    })) {
+      yield batch;
+      await setImmediate(); // let signals and timers run between batches
+    }
+  }
+
+  async stat(key: Key): Promise<Entry | undefined> {
+    const p = this.pathOf(key);
+    try {
+      return await statEntry(key, p);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw fromSystemError(err, p, 'cannot stat');
+    }
+  }
+
+  async *read(key: Key, options: { signal?: AbortSignal } = {}): AsyncIterable<Uint8Array> {
+    const p = this.pathOf(key);
+    try {
+      const stream = fs.createReadStream(p, {
+        highWaterMark: 1 << 20,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      for await (const chunk of stream) yield chunk as Buffer;
+    } catch (err) {
+      throw fromSystemError(err, p, 'cannot read');
+    }
+  }
+
+  async hash(keys: readonly Key[]): Promise<ContentHash[]> {
+    const pool = this.workers();
+    const batches: Promise<ContentHash[]>[] = [];
+    for (let i = 0; i < keys.length; i += 32) {
+      const paths = keys.slice(i, i + 32).map((k) => this.pathOf(k));
+      batches.push(
+        pool.hash(paths).then((results) =>
+          results.map((r) => {
+            if (r.ok) return r.hash as ContentHash;
+            throw workerErrorToTongbu(r.error, 'cannot hash');
+          }),
+        ),
+      );
+    }
+    return (await Promise.all(batches)).flat();
+  }
+
+  async write(
+    request: WriteRequest,
+    content: AsyncIterable<Uint8Array>,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<WriteResult> {
+    const dst = this.pathOf(request.key);
+    const dir = path.dirname(dst);
+    await fsp.mkdir(dir, { recursive: true }).catch((err: unknown) => {
+      throw fromSystemError(err, dir, 'cannot create directory');
+    });
+    const tmp = path.join(dir, TEMP_PREFIX + randomBytes(8).toString('hex'));
+    let handle: fsp.FileHandle | undefined;
+    try {
+      options.signal?.throwIfAborted();
+      handle = await fsp.open(tmp, 'wx', 0o600);
+      const hasher = new ContentHasher();
+      for await (const chunk of content) {
+        options.signal?.throwIfAborted();
+        hasher.update(chunk);
+        await handle.write(chunk);
+      }
+      const hash = hasher.digest();
+      checkWritten(request, hasher.bytes, hash);
+      await handle.chmod(request.mode);
+      await handle.utimes(Date.now() / 1000, request.mtimeMs / 1000);
+      await handle.datasync();
+      const stored = await handle.stat();
+      await handle.close();
+      handle = undefined;
+      await fsp.rename(tmp, dst);
+      const entry: Entry = {
+        key: request.key,
+        kind: 'file',
+        size: stored.size,
+        mtimeMs: stored.mtimeMs,
+        mode: stored.mode & 0o7777,
+      };
+      return { entry, hash };
+    } catch (err) {
+      await handle?.close().catch(() => undefined);
+      await fsp.rm(tmp, { force: true });
+      if (options.signal?.aborted) {
+        throw new TongbuError('ABORTED', `write of ${quoteKey(request.key)} aborted`);
+      }
+      throw fromSystemError(err, dst, 'cannot write');
+    }
+  }
+
+  async mkdir(key: Key, meta: EntryMeta): Promise<void> {
+    const p = this.pathOf(key);
+    try {
+      await fsp.mkdir(p, { recursive: true, mode: meta.mode || 0o755 });
+      const stat = await fsp.lstat(p);
+      if (!stat.isDirectory()) throw Object.assign(new Error('exists'), { code: 'ENOTDIR' });
+    } catch (err) {
+      throw fromSystemError(err, p, 'cannot create directory');
+    }
+  }
+
+  async symlink(key: Key, target: string, meta: EntryMeta): Promise<void> {
+    const p = this.pathOf(key);
+    const tmp = path.join(path.dirname(p), TEMP_PREFIX + randomBytes(8).toString('hex'));
+    try {
+      await fsp.mkdir(path.dirname(p), { recursive: true });
+      await fsp.symlink(target, tmp);
+      await fsp.lutimes(tmp, meta.mtimeMs / 1000, meta.mtimeMs / 1000);
+      await fsp.rename(tmp, p);
+    } catch (err) {
+      await fsp.rm(tmp, { force: true });
+      throw fromSystemError(err, p, 'cannot create link');
+    }
+  }
+
+  async setMeta(key: Key, meta: EntryMeta): Promise<Entry> {
+    const p = this.pathOf(key);
+    try {
+      const stat = await fsp.lstat(p);
+      if (stat.isSymbolicLink()) {
+        await fsp.lutimes(p, meta.mtimeMs / 1000, meta.mtimeMs / 1000);
+      } else {
+        if ((stat.mode & 0o7777) !== meta.mode) await fsp.chmod(p, meta.mode);
+        await fsp.utimes(p, stat.atimeMs / 1000, meta.mtimeMs / 1000);
+      }
+      return await statEntry(key, p);
+    } catch (err) {
+      throw fromSystemError(err, p, 'cannot set metadata of');
+    }
+  }
+
+  async remove(key: Key, kind: EntryKind): Promise<void> {
+    const p = this.pathOf(key);
+    try {
+      if (kind === 'dir') await fsp.rmdir(p);
+      else await fsp.unlink(p);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw fromSystemError(err, p, 'cannot remove');
+    }
+  }
+
+  async cleanup(): Promise<number> {
+    const temps = this.staleTemps;
+    this.staleTemps = [];
+    await Promise.all(temps.map((t) => fsp.rm(t, { force: true })));
+    return temps.length;
+  }
+
+  /** One filesystem-wide sync (syncfs) instead of an fsync per file. */
+  async flush(): Promise<void> {
+    try {
+      await execFileAsync('sync', ['-f', this.localPath]);
+    } catch (err) {
+      throw fromSystemError(err, this.localPath, 'cannot sync');
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool?.close();
+    this.pool = undefined;
+  }
+
+  copyFromLocal(
+    sourceRoot: string,
+    items: readonly LocalCopyItem[],
+    options: LocalCopyOptions,
+  ): Promise<void> {
+    return copyLocalFiles(
+      {
+        pool: this.workers(),
+        sourceRoot,
+        destRoot: this.localPath,
+        tempName: (dir) => path.join(dir, TEMP_PREFIX + randomBytes(8).toString('hex')),
+        flush: () => this.flush(),
+      },
+      items,
+      options,
+    );
+  }
+
+  private workers(): FsWorkerPool {
+    this.pool ??= new FsWorkerPool(this.options.workers ?? 4);
+    return this.pool;
+  }
+
+  private pathOf(key: Key): string {
+    return path.join(this.localPath, validateKey(key));
+  }
+}
+
+function checkWritten(request: WriteRequest, bytes: number, hash: ContentHash): void {
+  if (bytes !== request.size) {
+    throw new TongbuError(
+      'HASH_MISMATCH',
+      `${quoteKey(request.key)}: received ${bytes} bytes, expected ${request.size}`,
+      { data: { key: request.key } },
+    );
+  }
+  if (request.expectedHash !== undefined && hash !== request.expectedHash) {
+    throw new TongbuError(
+      'HASH_MISMATCH',
+      `${quoteKey(request.key)}: content hashes to ${hash}, expected ${request.expectedHash}`,
+      { data: { key: request.key } },
+    );
+  }
+}

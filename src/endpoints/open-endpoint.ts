@@ -1,0 +1,28 @@
+/**
+ * Turns what the user typed into an endpoint. A plain path is a local
+ * directory; URL schemes name the other kinds as they are added
+ * (tongbu://, sqlite:, postgres://, mysql://).
+ */
+import { TongbuError } from '../core/errors.js';
+import type { Endpoint } from './endpoint.js';
+import { FsEndpoint } from './fs/fs-endpoint.js';
+
+export interface OpenEndpointOptions {
+  readonly transfers?: number;
+}
+
+export function openEndpoint(spec: string, options: OpenEndpointOptions = {}): Endpoint {
+  if (spec === '') throw new TongbuError('BAD_URL', 'empty endpoint: give a directory path or URL');
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(spec)?.[1]?.toLowerCase();
+  if (scheme === 'file') return new FsEndpoint(new URL(spec).pathname, fsOptions(options));
+  if (scheme !== undefined && scheme.length > 1) {
+    throw new TongbuError('BAD_URL', `${spec}: endpoint scheme "${scheme}:" is not supported yet`, {
+      data: { url: spec },
+    });
+  }
+  return new FsEndpoint(spec, fsOptions(options));
+}
+
+function fsOptions(options: OpenEndpointOptions): { workers?: number } {
+  return options.transfers === undefined ? {} : { workers: options.transfers };
+}

@@ -1,0 +1,286 @@
+/**
+ * The one-way sync engine behind `tongbu sync` and `tongbu copy`: list both
+ * sides, plan against the saved state, guard deletes, then apply in an order
+ * that never exposes a half-done entry, recording state as entries land so
+ * that a re-run after a crash redoes nothing already verified.
+ */
+import type { Logger } from 'pino';
+import { errorSubject, TongbuError, toTongbuError } from '../core/errors.js';
+import type { ContentHash } from '../core/hash.js';
+import { findCollisions, parentKey, type Key } from '../core/key.js';
+import { ProgressMeter, type ProgressListener } from '../core/progress.js';
+import type { Endpoint, Entry } from '../endpoints/endpoint.js';
+import { checkDeleteLimit } from './delete-guard.js';
+import { createFilter } from './filter.js';
+import { planSync, type Plan } from './planner.js';
+import { listAll, checkDisjoint } from './scan.js';
+import { parseSize, type SyncOptions } from './sync-options.js';
+import { SyncState } from './sync-state.js';
+import { emptySummary, planActions, type SyncSummary } from './sync-summary.js';
+import { transferFiles } from './transfer.js';
+
+export interface SyncRequest {
+  readonly command: 'sync' | 'copy';
+  readonly source: Endpoint;
+  readonly destination: Endpoint;
+  readonly options: SyncOptions;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: ProgressListener;
+  readonly logger?: Logger;
+}
+
+export async function runSync(request: SyncRequest): Promise<SyncSummary> {
+  const { source, destination, options } = request;
+  const started = performance.now();
+  const summary = emptySummary(request.command, source.url, destination.url, options);
+  const meter = new ProgressMeter(request.onProgress);
+  const fail = (key: Key, err: unknown): void => {
+    const e = toTongbuError(err);
+    summary.errors.push({ key, code: e.code, message: e.message });
+  };
+
+  await source.open({ create: false });
+  await checkDisjoint(source, destination);
+  const destExists = await openDestination(destination, options.dryRun);
+
+  meter.start('scan');
+  const sourceProblems: TongbuError[] = [];
+  const sourceEntries = await listAll(source, meter, request.signal, (e) => sourceProblems.push(e));
+  const destEntries = destExists
+    ? await listAll(destination, meter, request.signal, (e) => fail('', e))
+    : new Map<Key, Entry>();
+  for (const e of sourceProblems) fail(errorSubject(e), e);
+  meter.finish();
+
+  for (const group of findCollisions(sourceEntries.keys(), destination.capabilities.nameFolding)) {
+    summary.warnings.push(
+      `names collide on ${destination.url} (${destination.capabilities.nameFolding}): ${group.map((k) => JSON.stringify(k)).join(', ')}`,
+    );
+  }
+
+  const state = SyncState.open(
+    options.state,
+    source.localPath ?? source.url,
+    destination.localPath ?? destination.url,
+  );
+  try {
+    meter.start('plan');
+    const plan = planSync(
+      sourceEntries,
+      destEntries,
+      options.mode === 'incremental' ? state.load() : new Map(),
+      {
+        mode: options.mode,
+        checksum: options.checksum,
+        deleteExtraneous: request.command === 'sync',
+        filter: createFilter(options.include, options.exclude),
+        pruneEmptyDirs: options.include.length > 0,
+        mtimeToleranceMs: Math.max(
+          source.capabilities.mtimePrecisionMs,
+          destination.capabilities.mtimePrecisionMs,
+        ),
+      },
+    );
+    for (const e of plan.blocked) {
+      fail(
+        e.key,
+        new TongbuError(
+          'BLOCKED',
+          `${destination.url}: ${e.key} is a directory; copy does not replace it (use sync)`,
+        ),
+      );
+    }
+    let deletes = plan.deletes;
+    if (deletes.length > 0 && sourceProblems.length > 0) {
+      summary.warnings.push('source could not be read completely: no deletions this run');
+      deletes = [];
+    }
+    checkDeleteLimit(deletes.length, plan.destinationCount, options, destination.url);
+    summary.totals = {
+      files: plan.copies.length,
+      bytes: plan.copies.reduce((n, c) => n + c.entry.size, 0),
+    };
+    if (options.dryRun) {
+      summary.plan = planActions(plan, deletes);
+      countPlanned(summary, plan, deletes);
+    } else {
+      summary.removedTemps = await destination.cleanup();
+      await apply(request, plan, deletes, state, summary, meter, fail);
+      state.finishRun();
+    }
+  } finally {
+    state.close();
+  }
+  meter.start('done');
+  summary.durationMs = Math.round(performance.now() - started);
+  return summary;
+}
+
+async function openDestination(destination: Endpoint, dryRun: boolean): Promise<boolean> {
+  if (!dryRun) {
+    await destination.open({ create: true });
+    return true;
+  }
+  try {
+    await destination.open({ create: false });
+    return true;
+  } catch (err) {
+    if (err instanceof TongbuError && err.code === 'SOURCE_NOT_FOUND') return false;
+    throw err;
+  }
+}
+
+async function apply(
+  request: SyncRequest,
+  plan: Plan,
+  deletes: readonly Entry[],
+  state: SyncState,
+  summary: SyncSummary,
+  meter: ProgressMeter,
+  fail: (key: Key, err: unknown) => void,
+): Promise<void> {
+  const { source, destination, options, signal } = request;
+  const touched = new Set<Key>();
+  const touch = (key: Key): void => void touched.add(parentKey(key));
+  const record = (src: Entry, dst: Entry, hash: ContentHash | null): void =>
+    state.put({
+      key: src.key,
+      kind: src.kind,
+      size: src.size,
+      mode: src.mode,
+      hash,
+      target: src.target ?? null,
+      srcMtimeMs: src.mtimeMs,
+      dstMtimeMs: dst.mtimeMs,
+    });
+
+  for (const u of plan.unchanged) {
+    if (
+      u.row === undefined ||
+      u.row.srcMtimeMs !== u.entry.mtimeMs ||
+      u.row.dstMtimeMs !== u.dest.mtimeMs
+    ) {
+      record(u.entry, u.dest, u.row?.size === u.entry.size ? u.row.hash : null);
+    }
+  }
+  summary.files.unchanged = plan.unchanged.length;
+
+  meter.start('delete');
+  for (const d of plan.replaces) {
+    await guarded(fail, d.key, async () => {
+      if (d.kind === 'dir') await removeTree(destination, d.key, deletes);
+      await destination.remove(d.key, d.kind);
+      state.forget(d.key);
+      touch(d.key);
+    });
+  }
+  for (const dir of plan.mkdirs) {
+    signal?.throwIfAborted();
+    await guarded(fail, dir.key, async () => {
+      await destination.mkdir(dir.key, { mode: dir.mode, mtimeMs: dir.mtimeMs });
+      summary.files.dirsCreated++;
+      touched.add(dir.key);
+      touch(dir.key);
+    });
+  }
+
+  const pendingMeta: { entry: Entry; hash: ContentHash | null }[] = [];
+  meter.start('transfer', { files: plan.copies.length, bytes: summary.totals.bytes });
+  await transferFiles(source, destination, plan.copies, {
+    transfers: options.transfers,
+    bwlimit: options.bwlimit === undefined ? undefined : parseSize(options.bwlimit, '--bwlimit'),
+    signal,
+    onBytes: (n) => meter.add(0, n),
+    onError: (entry, err) => fail(entry.key, err),
+    onDone: (done) => {
+      meter.add(1, 0, done.source.key);
+      if (!done.unchanged) {
+        summary.files.copied++;
+        summary.bytes.copied += done.result.entry.size;
+        record(done.source, done.result.entry, done.result.hash);
+        touch(done.source.key);
+        return;
+      }
+      summary.files.unchanged++;
+      pendingMeta.push({ entry: done.source, hash: done.result.hash });
+    },
+  });
+  signal?.throwIfAborted();
+
+  for (const link of plan.links) {
+    await guarded(fail, link.key, async () => {
+      await destination.symlink(link.key, link.target ?? '', { mode: 0, mtimeMs: link.mtimeMs });
+      const stored = await destination.stat(link.key);
+      if (stored) record(link, stored, null);
+      summary.files.links++;
+      touch(link.key);
+    });
+  }
+  for (const m of [...plan.metas.map((x) => ({ entry: x.entry, hash: null })), ...pendingMeta]) {
+    await guarded(fail, m.entry.key, async () => {
+      const stored = await destination.setMeta(m.entry.key, {
+        mode: m.entry.mode,
+        mtimeMs: m.entry.mtimeMs,
+      });
+      if (m.entry.kind !== 'dir') record(m.entry, stored, m.hash);
+      summary.files.updated++;
+    });
+  }
+
+  meter.start('delete', { files: deletes.length });
+  for (const d of deletes) {
+    signal?.throwIfAborted();
+    await guarded(fail, d.key, async () => {
+      await destination.remove(d.key, d.kind);
+      state.forget(d.key);
+      summary.files.deleted++;
+      touch(d.key);
+      meter.add(1, 0, d.key);
+    });
+  }
+
+  const unchangedDirs = new Map(
+    plan.unchanged.filter((u) => u.entry.kind === 'dir').map((u) => [u.entry.key, u.dest]),
+  );
+  for (const dir of plan.dirs) {
+    const dst = unchangedDirs.get(dir.key);
+    if (!touched.has(dir.key) && dst !== undefined && dst.mtimeMs === dir.mtimeMs) continue;
+    await guarded(fail, dir.key, async () => {
+      const stored = await destination.setMeta(dir.key, { mode: dir.mode, mtimeMs: dir.mtimeMs });
+      record(dir, stored, null);
+    });
+  }
+  await destination.flush();
+}
+
+async function guarded(
+  fail: (key: Key, err: unknown) => void,
+  key: Key,
+  fn: () => Promise<void>,
+): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    if (err instanceof TongbuError && err.code === 'ABORTED') throw err;
+    fail(key, err);
+  }
+}
+
+/** Removes the destination entries below a directory being replaced. */
+async function removeTree(
+  destination: Endpoint,
+  dir: Key,
+  deletes: readonly Entry[],
+): Promise<void> {
+  for (const d of deletes) if (d.key.startsWith(`${dir}/`)) await destination.remove(d.key, d.kind);
+}
+
+function countPlanned(summary: SyncSummary, plan: Plan, deletes: readonly Entry[]): void {
+  summary.files.copied = plan.copies.length;
+  summary.bytes.copied = summary.totals.bytes;
+  summary.files.deleted = deletes.length;
+  summary.files.dirsCreated = plan.mkdirs.length;
+  summary.files.links = plan.links.length;
+  summary.files.updated = plan.metas.length;
+  summary.files.unchanged = plan.unchanged.length;
+}
