@@ -30,10 +30,13 @@ export interface Plan {
   readonly metas: readonly MetaAction[];
   /** Extraneous destination entries (sync only), deepest first. */
   readonly deletes: readonly Entry[];
-  /** Entries already in sync, with the saved row when there is one. */
-  readonly unchanged: readonly { entry: Entry; dest: Entry; row: StateRow | undefined }[];
-  /** Every source directory kept, for setting directory times at the end. */
-  readonly dirs: readonly Entry[];
+  /** How many entries are already in sync. */
+  readonly unchanged: number;
+  /**
+   * Every source directory kept, deepest first, with the destination's
+   * directory when there is one: directory times are set at the end.
+   */
+  readonly dirs: readonly { entry: Entry; dest: Entry | undefined }[];
   /** Destination entries counted by the mass-delete guard. */
   readonly destinationCount: number;
   /** Source entries that `copy` cannot place: a directory is in the way. */
@@ -45,36 +48,46 @@ export interface PlanOptions {
   readonly checksum: boolean;
   readonly deleteExtraneous: boolean;
   readonly filter: EntryFilter;
+  /** False when the filter keeps everything (no --include/--exclude). */
+  readonly filtered: boolean;
   /** With --include, directories are kept only for the entries they hold. */
   readonly pruneEmptyDirs: boolean;
   /** Two mtimes closer than this are equal (the coarser side's precision). */
   readonly mtimeToleranceMs: number;
 }
 
+/** The saved state of one key; looked up only where size and mtime disagree. */
+export type StateLookup = (key: Key) => StateRow | undefined;
+
 export function planSync(
   source: ReadonlyMap<Key, Entry>,
   dest: ReadonlyMap<Key, Entry>,
-  state: ReadonlyMap<Key, StateRow>,
+  state: StateLookup,
   options: PlanOptions,
 ): Plan {
   const sameTime = (a: number, b: number): boolean => Math.abs(a - b) <= options.mtimeToleranceMs;
-  const kept = new Map<Key, Entry>();
-  for (const [key, entry] of source) if (options.filter(key, entry.kind)) kept.set(key, entry);
-  if (options.pruneEmptyDirs) pruneDirs(kept);
+  let kept: ReadonlyMap<Key, Entry> = source;
+  if (options.filtered) {
+    const filtered = new Map<Key, Entry>();
+    for (const [key, entry] of source)
+      if (options.filter(key, entry.kind)) filtered.set(key, entry);
+    if (options.pruneEmptyDirs) pruneDirs(filtered);
+    kept = filtered;
+  }
 
   const replaces: Entry[] = [];
   const mkdirs: Entry[] = [];
   const copies: CopyAction[] = [];
   const links: Entry[] = [];
   const metas: MetaAction[] = [];
-  const unchanged: { entry: Entry; dest: Entry; row: StateRow | undefined }[] = [];
-  const dirs: Entry[] = [];
+  let unchanged = 0;
+  const dirs: { entry: Entry; dest: Entry | undefined }[] = [];
   const replacedDirs = new Set<Key>();
   const blocked: Entry[] = [];
 
   for (const [key, entry] of kept) {
     const d = dest.get(key);
-    if (entry.kind === 'dir') dirs.push(entry);
+    if (entry.kind === 'dir') dirs.push({ entry, dest: d?.kind === 'dir' ? d : undefined });
     if (d?.kind === 'dir' && entry.kind !== 'dir' && !options.deleteExtraneous) {
       blocked.push(entry);
       continue;
@@ -89,16 +102,15 @@ export function planSync(
       else copies.push({ entry, compare: false });
       continue;
     }
-    const row = state.get(key);
     switch (entry.kind) {
       case 'dir':
         if (entry.mode !== d.mode) metas.push({ entry, dest: d });
-        else unchanged.push({ entry, dest: d, row });
+        else unchanged++;
         break;
       case 'symlink':
         if (entry.target !== d.target) links.push(entry);
         else if (!sameTime(entry.mtimeMs, d.mtimeMs)) metas.push({ entry, dest: d });
-        else unchanged.push({ entry, dest: d, row });
+        else unchanged++;
         break;
       case 'file': {
         if (entry.size !== d.size) {
@@ -108,15 +120,10 @@ export function planSync(
         const known =
           options.mode === 'incremental' &&
           !options.checksum &&
-          (sameTime(entry.mtimeMs, d.mtimeMs) ||
-            (row !== undefined &&
-              row.kind === 'file' &&
-              row.size === entry.size &&
-              row.srcMtimeMs === entry.mtimeMs &&
-              row.dstMtimeMs === d.mtimeMs));
+          (sameTime(entry.mtimeMs, d.mtimeMs) || matchesState(state(key), entry, d));
         if (!known) copies.push({ entry, compare: true });
         else if (entry.mode !== d.mode) metas.push({ entry, dest: d });
-        else unchanged.push({ entry, dest: d, row });
+        else unchanged++;
         break;
       }
     }
@@ -133,7 +140,7 @@ export function planSync(
     if (options.deleteExtraneous || isBelow(key, replacedDirs)) deletes.push(d);
   }
 
-  const deepestFirst = (a: Entry, b: Entry): number => depth(b.key) - depth(a.key);
+  const deepestFirst = (a: { key: Key }, b: { key: Key }): number => depth(b.key) - depth(a.key);
   const parentsFirst = (a: Entry, b: Entry): number => depth(a.key) - depth(b.key);
   return {
     replaces: replaces.sort(deepestFirst),
@@ -143,10 +150,21 @@ export function planSync(
     metas,
     deletes: deletes.sort(deepestFirst),
     unchanged,
-    dirs: dirs.sort(deepestFirst),
+    dirs: dirs.sort((a, b) => deepestFirst(a.entry, b.entry)),
     destinationCount,
     blocked,
   };
+}
+
+/** The saved row says both sides still hold what the last run synced. */
+function matchesState(row: StateRow | undefined, entry: Entry, dest: Entry): boolean {
+  return (
+    row !== undefined &&
+    row.kind === 'file' &&
+    row.size === entry.size &&
+    row.srcMtimeMs === entry.mtimeMs &&
+    row.dstMtimeMs === dest.mtimeMs
+  );
 }
 
 /** Drops directories that hold no kept file or link. */

@@ -45,10 +45,12 @@ export async function runSync(request: SyncRequest): Promise<SyncSummary> {
 
   meter.start('scan');
   const sourceProblems: TongbuError[] = [];
-  const sourceEntries = await listAll(source, meter, request.signal, (e) => sourceProblems.push(e));
-  const destEntries = destExists
-    ? await listAll(destination, meter, request.signal, (e) => fail('', e))
-    : new Map<Key, Entry>();
+  const [sourceEntries, destEntries] = await Promise.all([
+    listAll(source, meter, request.signal, (e) => sourceProblems.push(e)),
+    destExists
+      ? listAll(destination, meter, request.signal, (e) => fail('', e))
+      : new Map<Key, Entry>(),
+  ]);
   for (const e of sourceProblems) fail(errorSubject(e), e);
   meter.finish();
 
@@ -68,12 +70,13 @@ export async function runSync(request: SyncRequest): Promise<SyncSummary> {
     const plan = planSync(
       sourceEntries,
       destEntries,
-      options.mode === 'incremental' ? state.load() : new Map(),
+      options.mode === 'incremental' ? (key) => state.get(key) : () => undefined,
       {
         mode: options.mode,
         checksum: options.checksum,
         deleteExtraneous: request.command === 'sync',
         filter: createFilter(options.include, options.exclude),
+        filtered: options.include.length + options.exclude.length > 0,
         pruneEmptyDirs: options.include.length > 0,
         mtimeToleranceMs: Math.max(
           source.capabilities.mtimePrecisionMs,
@@ -154,16 +157,7 @@ async function apply(
       dstMtimeMs: dst.mtimeMs,
     });
 
-  for (const u of plan.unchanged) {
-    if (
-      u.row === undefined ||
-      u.row.srcMtimeMs !== u.entry.mtimeMs ||
-      u.row.dstMtimeMs !== u.dest.mtimeMs
-    ) {
-      record(u.entry, u.dest, u.row?.size === u.entry.size ? u.row.hash : null);
-    }
-  }
-  summary.files.unchanged = plan.unchanged.length;
+  summary.files.unchanged = plan.unchanged;
 
   meter.start('delete');
   for (const d of plan.replaces) {
@@ -239,12 +233,8 @@ async function apply(
     });
   }
 
-  const unchangedDirs = new Map(
-    plan.unchanged.filter((u) => u.entry.kind === 'dir').map((u) => [u.entry.key, u.dest]),
-  );
-  for (const dir of plan.dirs) {
-    const dst = unchangedDirs.get(dir.key);
-    if (!touched.has(dir.key) && dst !== undefined && dst.mtimeMs === dir.mtimeMs) continue;
+  for (const { entry: dir, dest } of plan.dirs) {
+    if (!touched.has(dir.key) && dest !== undefined && dest.mtimeMs === dir.mtimeMs) continue;
     await guarded(fail, dir.key, async () => {
       const stored = await destination.setMeta(dir.key, { mode: dir.mode, mtimeMs: dir.mtimeMs });
       record(dir, stored, null);
@@ -282,5 +272,5 @@ function countPlanned(summary: SyncSummary, plan: Plan, deletes: readonly Entry[
   summary.files.dirsCreated = plan.mkdirs.length;
   summary.files.links = plan.links.length;
   summary.files.updated = plan.metas.length;
-  summary.files.unchanged = plan.unchanged.length;
+  summary.files.unchanged = plan.unchanged;
 }

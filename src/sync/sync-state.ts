@@ -54,6 +54,7 @@ export class SyncState {
   private readonly pairId: number;
   private readonly upsert: Database.Statement;
   private readonly del: Database.Statement;
+  private readonly getOne: Database.Statement;
   private pending: (StateRow | Key)[] = [];
 
   private constructor(db: Database.Database, source: string, destination: string) {
@@ -74,6 +75,11 @@ export class SyncState {
          src_mtime = excluded.src_mtime, dst_mtime = excluded.dst_mtime`,
     );
     this.del = db.prepare('DELETE FROM entries WHERE pair = ? AND key = ?');
+    this.getOne = db
+      .prepare(
+        'SELECT key, kind, size, mode, hash, target, src_mtime, dst_mtime FROM entries WHERE pair = ? AND key = ?',
+      )
+      .raw();
   }
 
   /** Opens (creating) the state file and the pair's record. */
@@ -89,6 +95,23 @@ export class SyncState {
     } catch (err) {
       throw fromSystemError(err, file, 'cannot open sync state');
     }
+  }
+
+  /** The row of one key, or undefined. */
+  get(key: Key): StateRow | undefined {
+    const r = this.getOne.get(this.pairId, key) as RawRow | undefined;
+    if (r === undefined) return undefined;
+    const [k, kind, size, mode, hash, target, srcMtimeMs, dstMtimeMs] = r;
+    return {
+      key: k,
+      kind,
+      size,
+      mode,
+      hash: hash as ContentHash | null,
+      target,
+      srcMtimeMs,
+      dstMtimeMs,
+    };
   }
 
   /** Every row of the pair, by key. */

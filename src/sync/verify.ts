@@ -57,10 +57,10 @@ export async function runVerify(request: VerifyRequest): Promise<VerifyReport> {
   const meter = new ProgressMeter(request.onProgress);
   meter.start('scan');
   const filter = createFilter(request.include ?? [], request.exclude ?? []);
-  const [a, b] = [
-    await listAll(source, meter, request.signal, problem),
-    await listAll(destination, meter, request.signal, problem),
-  ];
+  const [a, b] = await Promise.all([
+    listAll(source, meter, request.signal, problem),
+    listAll(destination, meter, request.signal, problem),
+  ]);
 
   const toHash: Entry[] = [];
   for (const [key, s] of a) {

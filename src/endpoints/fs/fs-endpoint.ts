@@ -5,15 +5,13 @@
  * name that is not valid UTF-8 is refused with an error naming its bytes.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { setImmediate } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { fromSystemError, TongbuError } from '../../core/errors.js';
+import { fromSystemError, toTongbuError, TongbuError } from '../../core/errors.js';
 import { ContentHasher, type ContentHash } from '../../core/hash.js';
-import { quoteKey, validateKey, type Key } from '../../core/key.js';
+import { parentKey, quoteKey, validateKey, type Key } from '../../core/key.js';
 import type {
   Endpoint,
   EndpointCapabilities,
@@ -29,8 +27,7 @@ import type {
 import { copyLocalFiles } from './local-copy.js';
 import { workerErrorToTongbu } from './fs-entry.js';
 import { FsWorkerPool } from './fs-worker-pool.js';
-import { walkTree } from './walk.js';
-import { statEntry, TEMP_PREFIX } from './fs-entry.js';
+import { statEntry, tempPathIn, unpackEntries } from './fs-entry.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -55,6 +52,8 @@ export class FsEndpoint implements Endpoint {
   readonly localPath: string;
   private pool: FsWorkerPool | undefined;
   private staleTemps: string[] = [];
+  /** Directories known to exist as real directories (not links). */
+  private readonly knownDirs = new Set<Key>();
 
   constructor(
     readonly url: string,
@@ -97,12 +96,47 @@ export class FsEndpoint implements Endpoint {
 
   async *list(options: ListOptions = {}): AsyncIterable<readonly Entry[]> {
     this.staleTemps = [];
-    for (const batch of walkTree(this.localPath, {
-      ...options,
-      onTemp: (p) => this.staleTemps.push(p),
-    })) {
-      yield batch;
-      await setImmediate(); // let signals and timers run between batches
+    const queue: Entry[][] = [];
+    let wake: (() => void) | undefined;
+    let done = false;
+    let failure: unknown;
+    const pool = this.workers();
+    const onAbort = (): void => pool.abortAll();
+    options.signal?.addEventListener('abort', onAbort);
+    pool
+      .walk(this.localPath, (batch) => {
+        this.staleTemps.push(...batch.temps);
+        try {
+          for (const p of batch.problems) {
+            const err = workerErrorToTongbu(p, 'cannot list');
+            if (!options.onProblem) throw err;
+            options.onProblem(err);
+          }
+        } catch (err) {
+          failure ??= err;
+        }
+        queue.push(unpackEntries(batch));
+        wake?.();
+      })
+      .then(
+        () => (done = true),
+        (err: unknown) => {
+          failure ??= err;
+          done = true;
+        },
+      )
+      .finally(() => wake?.());
+    try {
+      for (;;) {
+        if (failure !== undefined) throw toTongbuError(failure);
+        const batch = queue.shift();
+        if (batch !== undefined) yield batch;
+        else if (done) break;
+        else await new Promise<void>((resolve) => (wake = resolve));
+      }
+      options.signal?.throwIfAborted();
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
     }
   }
 
@@ -152,11 +186,8 @@ export class FsEndpoint implements Endpoint {
     options: { signal?: AbortSignal } = {},
   ): Promise<WriteResult> {
     const dst = this.pathOf(request.key);
-    const dir = path.dirname(dst);
-    await fsp.mkdir(dir, { recursive: true }).catch((err: unknown) => {
-      throw fromSystemError(err, dir, 'cannot create directory');
-    });
-    const tmp = path.join(dir, TEMP_PREFIX + randomBytes(8).toString('hex'));
+    await this.ensureDir(parentKey(request.key));
+    const tmp = tempPathIn(path.dirname(dst));
     let handle: fsp.FileHandle | undefined;
     try {
       options.signal?.throwIfAborted();
@@ -195,21 +226,47 @@ export class FsEndpoint implements Endpoint {
   }
 
   async mkdir(key: Key, meta: EntryMeta): Promise<void> {
+    await this.ensureDir(validateKey(key), meta);
+  }
+
+  /**
+   * Creates directory `key` and its missing parents, never through a link:
+   * a symlink where a directory should be is an error, not a way out of the
+   * root. `meta` applies to `key` when it is created.
+   */
+  private async ensureDir(key: Key, meta?: EntryMeta): Promise<void> {
+    if (key === '' || this.knownDirs.has(key)) return;
+    await this.ensureDir(parentKey(key));
     const p = this.pathOf(key);
+    let created = false;
     try {
-      await fsp.mkdir(p, { recursive: true, mode: meta.mode || 0o755 });
-      const stat = await fsp.lstat(p);
-      if (!stat.isDirectory()) throw Object.assign(new Error('exists'), { code: 'ENOTDIR' });
+      await fsp.mkdir(p, { mode: 0o700 });
+      created = true;
     } catch (err) {
-      throw fromSystemError(err, p, 'cannot create directory');
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw fromSystemError(err, p, 'cannot create directory');
+      }
     }
+    const stat = await fsp.lstat(p);
+    if (!stat.isDirectory()) {
+      const what = stat.isSymbolicLink() ? 'a symlink, never followed' : 'not a directory';
+      throw new TongbuError('NOT_A_DIRECTORY', `cannot create directory ${p}: it is ${what}`, {
+        data: { path: p },
+      });
+    }
+    if (created) {
+      await fsp.chmod(p, meta?.mode || 0o755);
+      if (meta) await fsp.utimes(p, meta.mtimeMs / 1000, meta.mtimeMs / 1000);
+    }
+    this.knownDirs.add(key);
   }
 
   async symlink(key: Key, target: string, meta: EntryMeta): Promise<void> {
     const p = this.pathOf(key);
-    const tmp = path.join(path.dirname(p), TEMP_PREFIX + randomBytes(8).toString('hex'));
+    const tmp = tempPathIn(path.dirname(p));
     try {
-      await fsp.mkdir(path.dirname(p), { recursive: true });
+      await this.ensureDir(parentKey(key));
+      this.knownDirs.delete(key);
       await fsp.symlink(target, tmp);
       await fsp.lutimes(tmp, meta.mtimeMs / 1000, meta.mtimeMs / 1000);
       await fsp.rename(tmp, p);
@@ -237,6 +294,7 @@ export class FsEndpoint implements Endpoint {
 
   async remove(key: Key, kind: EntryKind): Promise<void> {
     const p = this.pathOf(key);
+    this.knownDirs.clear();
     try {
       if (kind === 'dir') await fsp.rmdir(p);
       else await fsp.unlink(p);
@@ -277,7 +335,6 @@ export class FsEndpoint implements Endpoint {
         pool: this.workers(),
         sourceRoot,
         destRoot: this.localPath,
-        tempName: (dir) => path.join(dir, TEMP_PREFIX + randomBytes(8).toString('hex')),
         flush: () => this.flush(),
       },
       items,

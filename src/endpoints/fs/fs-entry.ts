@@ -1,13 +1,22 @@
 /** Entries of the local filesystem, as the walker and the endpoint see them. */
+import { randomBytes } from 'node:crypto';
 import type * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { fromSystemError, TongbuError } from '../../core/errors.js';
-import type { Key } from '../../core/key.js';
-import type { WorkerError } from './fs-worker-protocol.js';
+import { quoteBytes, type Key } from '../../core/key.js';
+import type { WalkBatch, WorkerError } from './fs-worker-protocol.js';
 import type { Entry, EntryKind } from '../endpoint.js';
 
 /** Temp files of interrupted writes start with this; `cleanup` removes them. */
 export const TEMP_PREFIX = '.tongbu-tmp-';
+
+const RUN_TAG = `${TEMP_PREFIX}${randomBytes(6).toString('hex')}-`;
+let tempCounter = 0;
+
+/** A temp file name in `dir`, unique in this process and across processes. */
+export function tempPathIn(dir: string): string {
+  return `${dir}/${RUN_TAG}${(tempCounter++).toString(36)}`;
+}
 
 export async function statEntry(key: Key, p: string): Promise<Entry> {
   const stat = await fsp.lstat(p);
@@ -42,7 +51,42 @@ export function workerErrorToTongbu(error: WorkerError, action: string): TongbuE
       return new TongbuError('HASH_MISMATCH', `${error.path}: content does not match its hash`, {
         data: { path: error.path },
       });
+    case 'NOT_UTF8':
+      return new TongbuError(
+        'KEY_NOT_UTF8',
+        `name is not valid UTF-8, refused: ${quoteBytes(Buffer.concat([Buffer.from(`${error.path}/`), error.raw]))}`,
+        { data: { path: error.path } },
+      );
+    case 'SPECIAL':
+      return new TongbuError(
+        'BAD_ARGUMENT',
+        `skipped special file ${error.path} (not a file, directory or link)`,
+        {
+          data: { path: error.path },
+        },
+      );
     case 'ABORTED':
       return new TongbuError('ABORTED', `${action} ${error.path}: aborted`);
   }
+}
+
+const KINDS: readonly EntryKind[] = ['file', 'dir', 'symlink'];
+
+/** Entries from a worker's packed walk batch. */
+export function unpackEntries(batch: WalkBatch): Entry[] {
+  const out: Entry[] = new Array<Entry>(batch.keys.length);
+  const { keys, nums } = batch;
+  for (let i = 0; i < keys.length; i++) {
+    out[i] = {
+      key: keys[i]!,
+      kind: KINDS[nums[4 * i]!]!,
+      size: nums[4 * i + 1]!,
+      mtimeMs: nums[4 * i + 2]!,
+      mode: nums[4 * i + 3]!,
+    };
+  }
+  batch.links.forEach((index, j) => {
+    out[index] = { ...out[index]!, target: batch.targets[j]! };
+  });
+  return out;
 }

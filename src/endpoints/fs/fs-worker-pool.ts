@@ -8,16 +8,24 @@ import type {
   CopyJob,
   CopyResult,
   HashResult,
+  RenameResult,
   WorkerReply,
+  WalkBatch,
   WorkerRequest,
 } from './fs-worker-protocol.js';
 
-type Job = { type: 'copy'; jobs: CopyJob[]; bwlimit: number } | { type: 'hash'; paths: string[] };
+type Job =
+  | { type: 'copy'; jobs: CopyJob[]; bwlimit: number }
+  | { type: 'hash'; paths: string[] }
+  | { type: 'rename'; pairs: [string, string][] }
+  | { type: 'walk'; root: string };
+
+type Result = CopyResult | HashResult | RenameResult;
 
 interface Pending {
   request: WorkerRequest;
-  onBytes: ((bytes: number) => void) | undefined;
-  resolve: (results: (CopyResult | HashResult)[]) => void;
+  onProgress: ((reply: WorkerReply) => void) | undefined;
+  resolve: (results: Result[]) => void;
   reject: (err: Error) => void;
 }
 
@@ -36,11 +44,22 @@ export class FsWorkerPool {
   constructor(readonly size: number) {}
 
   copy(jobs: CopyJob[], bwlimit: number, onBytes?: (bytes: number) => void): Promise<CopyResult[]> {
-    return this.submit({ type: 'copy', jobs, bwlimit }, onBytes) as Promise<CopyResult[]>;
+    const onProgress = onBytes && ((r: WorkerReply) => r.type !== 'walk' && onBytes(r.bytes));
+    return this.submit({ type: 'copy', jobs, bwlimit }, onProgress) as Promise<CopyResult[]>;
   }
 
   hash(paths: string[]): Promise<HashResult[]> {
-    return this.submit({ type: 'hash', paths }, undefined);
+    return this.submit({ type: 'hash', paths }, undefined) as Promise<HashResult[]>;
+  }
+
+  /** Walks a tree in a worker; batches of entries arrive through `onBatch`. */
+  async walk(root: string, onBatch: (batch: WalkBatch) => void): Promise<void> {
+    await this.submit({ type: 'walk', root }, (r) => r.type === 'walk' && onBatch(r));
+  }
+
+  /** Renames temp files into place (already made durable by the caller). */
+  rename(pairs: [string, string][]): Promise<RenameResult[]> {
+    return this.submit({ type: 'rename', pairs }, undefined);
   }
 
   /** Asks every worker to stop inside the file it is on. */
@@ -57,11 +76,11 @@ export class FsWorkerPool {
     await Promise.all(workers.map((w) => w.terminate()));
   }
 
-  private submit(job: Job, onBytes: ((bytes: number) => void) | undefined) {
+  private submit(job: Job, onProgress: ((reply: WorkerReply) => void) | undefined) {
     if (this.closed) return Promise.reject(new TongbuError('ABORTED', 'worker pool closed'));
-    return new Promise<(CopyResult | HashResult)[]>((resolve, reject) => {
+    return new Promise<Result[]>((resolve, reject) => {
       const request: WorkerRequest = { ...job, id: this.nextId++ };
-      this.queue.push({ request, onBytes, resolve, reject });
+      this.queue.push({ request, onProgress, resolve, reject });
       this.pump();
     });
   }
@@ -83,7 +102,7 @@ export class FsWorkerPool {
     worker.on('message', (reply: WorkerReply) => {
       const pending = this.busy.get(worker);
       if (!pending) return;
-      pending.onBytes?.(reply.bytes);
+      pending.onProgress?.(reply);
       if (reply.type === 'done') {
         this.busy.delete(worker);
         this.idle.push(worker);

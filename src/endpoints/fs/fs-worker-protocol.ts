@@ -17,6 +17,8 @@ export interface CopyJob {
 
 export type WorkerError =
   | { code: 'SYSTEM'; errno: string; path: string; action: string; message: string }
+  | { code: 'NOT_UTF8'; path: string; raw: Uint8Array }
+  | { code: 'SPECIAL'; path: string }
   | { code: 'FILE_CHANGED' | 'HASH_MISMATCH' | 'ABORTED'; path: string };
 
 export type CopyResult =
@@ -26,10 +28,36 @@ export type CopyResult =
 export type HashResult =
   { ok: true; hash: string; size: number } | { ok: false; error: WorkerError };
 
+export type RenameResult = { ok: true } | { ok: false; error: WorkerError };
+
 export type WorkerRequest =
   | { type: 'copy'; id: number; jobs: CopyJob[]; bwlimit: number }
-  | { type: 'hash'; id: number; paths: string[] };
+  | { type: 'hash'; id: number; paths: string[] }
+  | { type: 'rename'; id: number; pairs: [string, string][] }
+  | { type: 'walk'; id: number; root: string };
+
+/**
+ * Entries of a walk, packed to cross threads cheaply: entry i is keys[i]
+ * with nums[4i..4i+3] = kind (0 file, 1 dir, 2 link), size, mtimeMs, mode;
+ * links[j] is the index of a link and targets[j] its target.
+ */
+export interface WalkBatch {
+  type: 'walk';
+  id: number;
+  keys: string[];
+  nums: Float64Array;
+  links: number[];
+  targets: string[];
+  temps: string[];
+  problems: WorkerError[];
+}
 
 export type WorkerReply =
   | { type: 'bytes'; id: number; bytes: number }
-  | { type: 'done'; id: number; results: (CopyResult | HashResult)[]; bytes: number };
+  | WalkBatch
+  | {
+      type: 'done';
+      id: number;
+      results: (CopyResult | HashResult | RenameResult)[];
+      bytes: number;
+    };

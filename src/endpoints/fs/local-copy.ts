@@ -7,10 +7,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fromSystemError, toTongbuError } from '../../core/errors.js';
+import { toTongbuError } from '../../core/errors.js';
 import type { ContentHash } from '../../core/hash.js';
 import type { LocalCopyItem, LocalCopyOptions, WriteResult } from '../endpoint.js';
-import { workerErrorToTongbu } from './fs-entry.js';
+import { tempPathIn, workerErrorToTongbu } from './fs-entry.js';
 import type { FsWorkerPool } from './fs-worker-pool.js';
 import type { CopyJob, CopyResult } from './fs-worker-protocol.js';
 
@@ -27,7 +27,6 @@ export interface LocalCopyContext {
   readonly pool: FsWorkerPool;
   readonly sourceRoot: string;
   readonly destRoot: string;
-  readonly tempName: (dir: string) => string;
   readonly flush: () => Promise<void>;
 }
 
@@ -105,7 +104,7 @@ function jobFor(ctx: LocalCopyContext, item: LocalCopyItem): CopyJob {
   return {
     src: path.join(ctx.sourceRoot, item.source.key),
     dst,
-    tmp: ctx.tempName(path.dirname(dst)),
+    tmp: tempPathIn(path.dirname(dst)),
     size: item.source.size,
     mtimeMs: item.source.mtimeMs,
     mode: item.source.mode,
@@ -150,17 +149,15 @@ async function commitBatch(
     }
     return;
   }
-  for (const s of batch) {
-    try {
-      fs.renameSync(s.job.tmp, s.job.dst);
-      options.onOutcome({ ok: true, item: s.item, result: s.result, unchanged: false });
-    } catch (err) {
-      fs.rmSync(s.job.tmp, { force: true });
+  const results = await ctx.pool.rename(batch.map((s) => [s.job.tmp, s.job.dst]));
+  batch.forEach((s, i) => {
+    const r = results[i]!;
+    if (r.ok) options.onOutcome({ ok: true, item: s.item, result: s.result, unchanged: false });
+    else
       options.onOutcome({
         ok: false,
         item: s.item,
-        error: fromSystemError(err, s.job.dst, 'cannot rename into place'),
+        error: workerErrorToTongbu(r.error, 'cannot rename'),
       });
-    }
-  }
+  });
 }
