@@ -240,7 +240,16 @@ async function apply(
       record(dir, stored, null);
     });
   }
-  await destination.flush();
+  const wrote =
+    summary.files.copied +
+      summary.files.updated +
+      summary.files.deleted +
+      summary.files.dirsCreated +
+      summary.files.links >
+      0 ||
+    plan.replaces.length > 0 ||
+    touched.size > 0;
+  if (wrote) await destination.flush();
 }
 
 async function guarded(
