@@ -6,5 +6,12 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // CI asks for a JSON report beside the console output (.ci/run).
+    ...(process.env['TONGBU_VITEST_JSON']
+      ? {
+          reporters: ['default', 'json'],
+          outputFile: { json: process.env['TONGBU_VITEST_JSON'] },
+        }
+      : {}),
   },
 });

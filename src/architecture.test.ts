@@ -8,7 +8,17 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const SRC = dirname(fileURLToPath(import.meta.url));
-const LAYERS = ['core', 'store', 'endpoints', 'sync', 'cluster', 'scheduler', 'server', 'cli', 'web'];
+const LAYERS = [
+  'core',
+  'store',
+  'endpoints',
+  'sync',
+  'cluster',
+  'scheduler',
+  'server',
+  'cli',
+  'web',
+];
 const RANK: Record<string, number> = {
   core: 0,
   store: 1,
@@ -32,14 +42,16 @@ function sourceFiles(dir: string): string[] {
 function importsOf(file: string): string[] {
   const text = readFileSync(file, 'utf8');
   const specs = [...text.matchAll(/(?:import|export)[^'"]*?from\s+'(\.[^']+)'/g)].map((m) => m[1]!);
-  return specs.map((s) => resolve(dirname(file), s.replace(/\.js$/, '.ts'))).map((p) => {
-    try {
-      readFileSync(p);
-      return p;
-    } catch {
-      return p.replace(/\.ts$/, '.js');
-    }
-  });
+  return specs
+    .map((s) => resolve(dirname(file), s.replace(/\.js$/, '.ts')))
+    .map((p) => {
+      try {
+        readFileSync(p);
+        return p;
+      } catch {
+        return p.replace(/\.ts$/, '.js');
+      }
+    });
 }
 
 const layerOf = (file: string): string => relative(SRC, file).split('/')[0]!;
@@ -71,7 +83,9 @@ describe('architecture', () => {
     const visit = (file: string, path: string[]): void => {
       if (state.get(file) === 'done') return;
       if (state.get(file) === 'open') {
-        cycles.push([...path.slice(path.indexOf(file)), file].map((f) => relative(SRC, f)).join(' -> '));
+        cycles.push(
+          [...path.slice(path.indexOf(file)), file].map((f) => relative(SRC, f)).join(' -> '),
+        );
         return;
       }
       state.set(file, 'open');

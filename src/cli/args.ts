@@ -4,7 +4,7 @@
  * its description is the help text.
  */
 import { parseArgs } from 'node:util';
-import type { z } from 'zod';
+import type { z } from 'zod/v3';
 import { TongbuError } from '../core/errors.js';
 
 type FlagType = 'boolean' | 'string' | 'array';
@@ -18,28 +18,29 @@ export interface FlagSpec {
 }
 
 interface ZodDefLike {
-  readonly type: string;
-  readonly innerType?: { readonly _zod: { readonly def: ZodDefLike } };
+  readonly typeName: string;
+  readonly innerType?: { readonly _def: ZodDefLike };
 }
 
-function flagType(schema: z.ZodType): FlagType {
-  let def = (schema as unknown as { _zod: { def: ZodDefLike } })._zod.def;
-  while ((def.type === 'optional' || def.type === 'default') && def.innerType)
-    def = def.innerType._zod.def;
-  if (def.type === 'boolean') return 'boolean';
-  if (def.type === 'array') return 'array';
+function flagType(schema: z.ZodTypeAny): FlagType {
+  let def = (schema as unknown as { _def: ZodDefLike })._def;
+  while ((def.typeName === 'ZodOptional' || def.typeName === 'ZodDefault') && def.innerType) {
+    def = def.innerType._def;
+  }
+  if (def.typeName === 'ZodBoolean') return 'boolean';
+  if (def.typeName === 'ZodArray') return 'array';
   return 'string';
 }
 
-export function flagsOf(schema: z.ZodObject): FlagSpec[] {
-  return Object.entries(schema.shape).map(([name, field]) => {
+export function flagsOf(schema: z.AnyZodObject): FlagSpec[] {
+  return Object.entries(schema.shape as Record<string, z.ZodTypeAny>).map(([name, field]) => {
     const kebab = name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
     return {
       name,
       flag: kebab,
       env: `TONGBU_${kebab.replaceAll('-', '_').toUpperCase()}`,
-      type: flagType(field as z.ZodType),
-      description: (field as z.ZodType).description ?? '',
+      type: flagType(field),
+      description: (field).description ?? '',
     };
   });
 }

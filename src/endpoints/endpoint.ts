@@ -96,6 +96,25 @@ export interface LocalCopyOptions {
   readonly onOutcome: (outcome: LocalCopyOutcome) => void;
 }
 
+export interface LocalDiffOptions {
+  readonly signal?: AbortSignal;
+  /** Two mtimes closer than this are equal. */
+  readonly toleranceMs: number;
+  /** Problems met on either side; listing goes on. */
+  readonly onProblem: (side: 'source' | 'destination', error: TongbuError) => void;
+}
+
+/**
+ * Two trees listed together: every directory, and the files and links that
+ * differ (or exist on one side only). Entries equal on both sides by kind,
+ * size, mtime, mode and link target are left out and only counted.
+ */
+export interface LocalDiff {
+  readonly source: Map<Key, Entry>;
+  readonly dest: Map<Key, Entry>;
+  readonly unchanged: number;
+}
+
 export interface ListOptions {
   readonly signal?: AbortSignal;
   /**
@@ -168,6 +187,12 @@ export interface Endpoint {
 
   /** With capabilities.localPath: the absolute path of the root. */
   readonly localPath?: string;
+
+  /**
+   * With capabilities.localCopy: lists a local source tree together with
+   * this one, returning only what differs (see LocalDiff).
+   */
+  diffFromLocal?(sourceRoot: string, options: LocalDiffOptions): Promise<LocalDiff>;
 
   /**
    * With capabilities.localCopy: copies files from a local source tree.

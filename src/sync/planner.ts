@@ -50,6 +50,11 @@ export interface PlanOptions {
   readonly filter: EntryFilter;
   /** False when the filter keeps everything (no --include/--exclude). */
   readonly filtered: boolean;
+  /**
+   * Files and links equal on both sides that the listings left out (a
+   * paired walk); counted as unchanged and as destination entries.
+   */
+  readonly omitted?: number;
   /** With --include, directories are kept only for the entries they hold. */
   readonly pruneEmptyDirs: boolean;
   /** Two mtimes closer than this are equal (the coarser side's precision). */
@@ -80,7 +85,7 @@ export function planSync(
   const copies: CopyAction[] = [];
   const links: Entry[] = [];
   const metas: MetaAction[] = [];
-  let unchanged = 0;
+  let unchanged = options.omitted ?? 0;
   const dirs: { entry: Entry; dest: Entry | undefined }[] = [];
   const replacedDirs = new Set<Key>();
   const blocked: Entry[] = [];
@@ -131,7 +136,7 @@ export function planSync(
 
   const deletes: Entry[] = [];
   const blockedKeys = new Set(blocked.map((e) => e.key));
-  let destinationCount = 0;
+  let destinationCount = options.omitted ?? 0;
   for (const [key, d] of dest) {
     if (!options.filter(key, d.kind)) continue;
     destinationCount++;

@@ -45,12 +45,36 @@ export async function runSync(request: SyncRequest): Promise<SyncSummary> {
 
   meter.start('scan');
   const sourceProblems: TongbuError[] = [];
-  const [sourceEntries, destEntries] = await Promise.all([
-    listAll(source, meter, request.signal, (e) => sourceProblems.push(e)),
-    destExists
-      ? listAll(destination, meter, request.signal, (e) => fail('', e))
-      : new Map<Key, Entry>(),
-  ]);
+  const filtered = options.include.length + options.exclude.length > 0;
+  const tolerance = Math.max(
+    source.capabilities.mtimePrecisionMs,
+    destination.capabilities.mtimePrecisionMs,
+  );
+  let sourceEntries: Map<Key, Entry>;
+  let destEntries: Map<Key, Entry>;
+  let omitted = 0;
+  if (
+    destExists &&
+    !filtered &&
+    source.localPath !== undefined &&
+    destination.diffFromLocal &&
+    destination.capabilities.nameFolding === 'none'
+  ) {
+    // Both trees local: list them together and keep only what differs.
+    const diff = await destination.diffFromLocal(source.localPath, {
+      toleranceMs: tolerance,
+      ...(request.signal ? { signal: request.signal } : {}),
+      onProblem: (side, e) => (side === 'source' ? sourceProblems.push(e) : fail('', e)),
+    });
+    [sourceEntries, destEntries, omitted] = [diff.source, diff.dest, diff.unchanged];
+  } else {
+    [sourceEntries, destEntries] = await Promise.all([
+      listAll(source, meter, request.signal, (e) => sourceProblems.push(e)),
+      destExists
+        ? listAll(destination, meter, request.signal, (e) => fail('', e))
+        : new Map<Key, Entry>(),
+    ]);
+  }
   for (const e of sourceProblems) fail(errorSubject(e), e);
   meter.finish();
 
@@ -76,12 +100,10 @@ export async function runSync(request: SyncRequest): Promise<SyncSummary> {
         checksum: options.checksum,
         deleteExtraneous: request.command === 'sync',
         filter: createFilter(options.include, options.exclude),
-        filtered: options.include.length + options.exclude.length > 0,
+        filtered,
+        omitted,
         pruneEmptyDirs: options.include.length > 0,
-        mtimeToleranceMs: Math.max(
-          source.capabilities.mtimePrecisionMs,
-          destination.capabilities.mtimePrecisionMs,
-        ),
+        mtimeToleranceMs: tolerance,
       },
     );
     for (const e of plan.blocked) {

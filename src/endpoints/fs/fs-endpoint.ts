@@ -19,12 +19,15 @@ import type {
   EntryKind,
   EntryMeta,
   ListOptions,
+  LocalDiff,
+  LocalDiffOptions,
   LocalCopyItem,
   LocalCopyOptions,
   WriteRequest,
   WriteResult,
 } from '../endpoint.js';
 import { copyLocalFiles } from './local-copy.js';
+import { diffLocalTrees } from './local-diff.js';
 import { workerErrorToTongbu } from './fs-entry.js';
 import { FsWorkerPool } from './fs-worker-pool.js';
 import { statEntry, tempPathIn, unpackEntries } from './fs-entry.js';
@@ -323,6 +326,13 @@ export class FsEndpoint implements Endpoint {
   async close(): Promise<void> {
     await this.pool?.close();
     this.pool = undefined;
+  }
+
+  diffFromLocal(sourceRoot: string, options: LocalDiffOptions): Promise<LocalDiff> {
+    this.staleTemps = [];
+    return diffLocalTrees(this.workers(), sourceRoot, this.localPath, options, (temps) =>
+      this.staleTemps.push(...temps),
+    );
   }
 
   copyFromLocal(

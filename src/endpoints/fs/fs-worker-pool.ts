@@ -7,6 +7,8 @@ import { TongbuError } from '../../core/errors.js';
 import type {
   CopyJob,
   CopyResult,
+  DiffCounts,
+  DiffTask,
   HashResult,
   RenameResult,
   WorkerReply,
@@ -18,9 +20,10 @@ type Job =
   | { type: 'copy'; jobs: CopyJob[]; bwlimit: number }
   | { type: 'hash'; paths: string[] }
   | { type: 'rename'; pairs: [string, string][] }
-  | { type: 'walk'; root: string };
+  | { type: 'walk'; root: string }
+  | ({ type: 'diff' } & DiffTask);
 
-type Result = CopyResult | HashResult | RenameResult;
+type Result = CopyResult | HashResult | RenameResult | DiffCounts;
 
 interface Pending {
   request: WorkerRequest;
@@ -57,9 +60,18 @@ export class FsWorkerPool {
     await this.submit({ type: 'walk', root }, (r) => r.type === 'walk' && onBatch(r));
   }
 
+  /** A paired walk of two trees; batches of differing entries arrive through `onBatch`. */
+  async diff(task: DiffTask, onBatch: (batch: WalkBatch) => void): Promise<DiffCounts> {
+    const [counts] = await this.submit(
+      { type: 'diff', ...task },
+      (r) => r.type === 'walk' && onBatch(r),
+    );
+    return counts as DiffCounts;
+  }
+
   /** Renames temp files into place (already made durable by the caller). */
   rename(pairs: [string, string][]): Promise<RenameResult[]> {
-    return this.submit({ type: 'rename', pairs }, undefined);
+    return this.submit({ type: 'rename', pairs }, undefined) as Promise<RenameResult[]>;
   }
 
   /** Asks every worker to stop inside the file it is on. */

@@ -34,7 +34,24 @@ export type WorkerRequest =
   | { type: 'copy'; id: number; jobs: CopyJob[]; bwlimit: number }
   | { type: 'hash'; id: number; paths: string[] }
   | { type: 'rename'; id: number; pairs: [string, string][] }
-  | { type: 'walk'; id: number; root: string };
+  | { type: 'walk'; id: number; root: string }
+  | ({ type: 'diff'; id: number } & DiffTask);
+
+/**
+ * A paired walk: compare `dirs` of the two trees (their contents, and below
+ * them when `recurse`); report directories and what differs.
+ */
+export interface DiffTask {
+  srcRoot: string;
+  dstRoot: string;
+  dirs: string[];
+  recurse: boolean;
+  toleranceMs: number;
+}
+
+export interface DiffCounts {
+  unchanged: number;
+}
 
 /**
  * Entries of a walk, packed to cross threads cheaply: entry i is keys[i]
@@ -44,6 +61,8 @@ export type WorkerRequest =
 export interface WalkBatch {
   type: 'walk';
   id: number;
+  /** 0: the walked tree or a diff's source; 1: a diff's destination. */
+  side: 0 | 1;
   keys: string[];
   nums: Float64Array;
   links: number[];
@@ -58,6 +77,6 @@ export type WorkerReply =
   | {
       type: 'done';
       id: number;
-      results: (CopyResult | HashResult | RenameResult)[];
+      results: (CopyResult | HashResult | RenameResult | DiffCounts)[];
       bytes: number;
     };

@@ -12,13 +12,14 @@ import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { TextDecoder } from 'node:util';
 import { parentPort, workerData } from 'node:worker_threads';
+import { Batcher, diffTrees, walkTree } from './fs-tree.js';
 
 if (!parentPort) throw new Error('fs-worker must run as a worker thread');
 const port = parentPort;
 
 const BLOCK = 4 * 1024 * 1024;
+const SYNC_EVERY = 64 * 1024 * 1024;
 const buffer = Buffer.allocUnsafe(BLOCK);
 /** Shared abort flag: non-zero means stop. */
 /** @type {{ abort: SharedArrayBuffer }} */
@@ -115,6 +116,9 @@ function copyOne(job, onBytes) {
       total += n;
       onBytes(n);
       throttle(n);
+      // Large files: flush as we go, so the disk writes while we read and
+      // hash instead of all at once at the end.
+      if (job.durable && total % SYNC_EVERY < n) fs.fdatasyncSync(dst);
     }
     const after = fs.fstatSync(src);
     if (
@@ -250,122 +254,6 @@ function renameOne(tmp, dst) {
   }
 }
 
-const TEMP_PREFIX = '.tongbu-tmp-';
-const WALK_BATCH = 4096;
-
-/**
- * Walks a tree without following links and posts its entries in packed
- * batches. Leftover temp files are reported apart; names that are not
- * UTF-8, unreadable directories and special files are reported as problems
- * and the walk goes on.
- * @param {number} id
- * @param {string} root
- */
-function walk(id, root) {
-  /** @type {string[]} */ let keys = [];
-  /** @type {number[]} */ let nums = [];
-  /** @type {number[]} */ let links = [];
-  /** @type {string[]} */ let targets = [];
-  /** @type {string[]} */ let temps = [];
-  /** @type {import('./fs-worker-protocol.js').WorkerError[]} */ let problems = [];
-  const post = () => {
-    port.postMessage({
-      type: 'walk',
-      id,
-      keys,
-      nums: Float64Array.from(nums),
-      links,
-      targets,
-      temps,
-      problems,
-    });
-    keys = [];
-    nums = [];
-    links = [];
-    targets = [];
-    temps = [];
-    problems = [];
-  };
-  const stack = [''];
-  while (stack.length > 0 && abortFlag[0] === 0) {
-    const dirKey = /** @type {string} */ (stack.pop());
-    const dirPath = dirKey === '' ? root : `${root}/${dirKey}`;
-    /** @type {string[]} */
-    let names;
-    try {
-      names = fs.readdirSync(dirPath);
-    } catch (err) {
-      problems.push(systemError(err, dirPath, 'read directory'));
-      continue;
-    }
-    /** @type {Map<string, Buffer> | undefined} */
-    let undecodable;
-    for (const name of names) {
-      const full = `${dirPath}/${name}`;
-      if (name.startsWith(TEMP_PREFIX)) {
-        temps.push(full);
-        continue;
-      }
-      if (name.includes('\uFFFD')) {
-        undecodable ??= invalidNames(dirPath);
-        const raw = undecodable.get(name);
-        if (raw !== undefined) {
-          problems.push({ code: 'NOT_UTF8', path: dirPath, raw });
-          continue;
-        }
-      }
-      let st;
-      try {
-        st = fs.lstatSync(full, { throwIfNoEntry: false });
-      } catch (err) {
-        problems.push(systemError(err, full, 'stat'));
-        continue;
-      }
-      if (st === undefined) continue; // gone since readdir
-      const key = dirKey === '' ? name : `${dirKey}/${name}`;
-      let kind = 0;
-      if (st.isDirectory()) {
-        kind = 1;
-        stack.push(key);
-      } else if (st.isSymbolicLink()) {
-        try {
-          targets.push(fs.readlinkSync(full));
-        } catch (err) {
-          problems.push(systemError(err, full, 'read link'));
-          continue;
-        }
-        kind = 2;
-        links.push(keys.length);
-      } else if (!st.isFile()) {
-        problems.push({ code: 'SPECIAL', path: full });
-        continue;
-      }
-      keys.push(key);
-      nums.push(kind, kind === 0 ? st.size : 0, st.mtimeMs, kind === 2 ? 0 : st.mode & 0o7777);
-      if (keys.length >= WALK_BATCH) post();
-    }
-  }
-  post();
-}
-
-/**
- * The raw names in a directory that are not UTF-8, by their lossy decoding.
- * @param {string} dirPath
- */
-function invalidNames(dirPath) {
-  const decoder = new TextDecoder('utf-8', { fatal: true });
-  /** @type {Map<string, Buffer>} */
-  const out = new Map();
-  for (const raw of fs.readdirSync(dirPath, { encoding: 'buffer' })) {
-    try {
-      decoder.decode(raw);
-    } catch {
-      out.set(raw.toString('utf8'), raw);
-    }
-  }
-  return out;
-}
-
 port.on('message', (/** @type {import('./fs-worker-protocol.js').WorkerRequest} */ msg) => {
   if (msg.type === 'copy') {
     limit = msg.bwlimit;
@@ -383,8 +271,17 @@ port.on('message', (/** @type {import('./fs-worker-protocol.js').WorkerRequest} 
     });
     port.postMessage({ type: 'done', id: msg.id, results, bytes: pending });
   } else if (msg.type === 'walk') {
-    walk(msg.id, msg.root);
+    const out = new Batcher(port, msg.id, 0);
+    walkTree(msg.root, '', out, () => abortFlag[0] !== 0);
+    out.post();
     port.postMessage({ type: 'done', id: msg.id, results: [], bytes: 0 });
+  } else if (msg.type === 'diff') {
+    const src = new Batcher(port, msg.id, 0);
+    const dst = new Batcher(port, msg.id, 1);
+    const counts = diffTrees(msg, src, dst, () => abortFlag[0] !== 0);
+    src.post();
+    dst.post();
+    port.postMessage({ type: 'done', id: msg.id, results: [counts], bytes: 0 });
   } else if (msg.type === 'rename') {
     const results = msg.pairs.map(([tmp, dst]) => renameOne(tmp, dst));
     port.postMessage({ type: 'done', id: msg.id, results, bytes: 0 });

@@ -1,0 +1,241 @@
+// @ts-check
+/**
+ * Tree walks of the filesystem endpoint, run in its worker threads: a plain
+ * walk of one tree, and a paired walk of a source and a destination tree
+ * that reports only what differs, so that a sync where little changed never
+ * ships the unchanged entries to the main thread. Nothing is followed: a
+ * symlink is listed as a link. Entries cross threads packed (see WalkBatch
+ * in fs-worker-protocol.ts).
+ */
+import { TextDecoder } from 'node:util';
+import * as fs from 'node:fs';
+
+const TEMP_PREFIX = '.tongbu-tmp-';
+const BATCH = 4096;
+const FILE = 0;
+const DIR = 1;
+const LINK = 2;
+
+/** Accumulates entries of one side and posts them in packed batches. */
+export class Batcher {
+  /**
+   * @param {import('node:worker_threads').MessagePort} port
+   * @param {number} id
+   * @param {0 | 1} side
+   */
+  constructor(port, id, side) {
+    this.port = port;
+    this.id = id;
+    this.side = side;
+    /** @type {string[]} */ this.keys = [];
+    /** @type {number[]} */ this.nums = [];
+    /** @type {number[]} */ this.links = [];
+    /** @type {string[]} */ this.targets = [];
+    /** @type {string[]} */ this.temps = [];
+    /** @type {import('./fs-worker-protocol.js').WorkerError[]} */ this.problems = [];
+  }
+
+  /**
+   * @param {string} key
+   * @param {Item} item
+   */
+  add(key, item) {
+    if (item.kind === LINK) {
+      this.links.push(this.keys.length);
+      this.targets.push(item.target);
+    }
+    this.keys.push(key);
+    this.nums.push(item.kind, item.size, item.mtimeMs, item.mode);
+    if (this.keys.length >= BATCH) this.post();
+  }
+
+  post() {
+    const { id, side, keys, links, targets, temps, problems } = this;
+    const nums = Float64Array.from(this.nums);
+    this.port.postMessage({ type: 'walk', id, side, keys, nums, links, targets, temps, problems });
+    this.keys = [];
+    this.nums = [];
+    this.links = [];
+    this.targets = [];
+    this.temps = [];
+    this.problems = [];
+  }
+}
+
+/**
+ * @typedef {{ name: string, kind: number, size: number, mtimeMs: number, mode: number, target: string }} Item
+ */
+
+/**
+ * The entries of one directory, sorted by nothing; problems go to `out`.
+ * A missing directory has no entries.
+ * @param {string} dirPath
+ * @param {Batcher} out
+ * @returns {Item[]}
+ */
+function readDir(dirPath, out) {
+  /** @type {string[]} */
+  let names;
+  try {
+    names = fs.readdirSync(dirPath);
+  } catch (err) {
+    const code = /** @type {NodeJS.ErrnoException} */ (err).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR')
+      out.problems.push(systemError(err, dirPath, 'read directory'));
+    return [];
+  }
+  /** @type {Map<string, Buffer> | undefined} */
+  let undecodable;
+  /** @type {Item[]} */
+  const items = [];
+  for (const name of names) {
+    const full = `${dirPath}/${name}`;
+    if (name.startsWith(TEMP_PREFIX)) {
+      out.temps.push(full);
+      continue;
+    }
+    if (name.includes('\uFFFD')) {
+      undecodable ??= invalidNames(dirPath);
+      const raw = undecodable.get(name);
+      if (raw !== undefined) {
+        out.problems.push({ code: 'NOT_UTF8', path: dirPath, raw });
+        continue;
+      }
+    }
+    let st;
+    try {
+      st = fs.lstatSync(full, { throwIfNoEntry: false });
+    } catch (err) {
+      out.problems.push(systemError(err, full, 'stat'));
+      continue;
+    }
+    if (st === undefined) continue; // gone since readdir
+    let kind = FILE;
+    let target = '';
+    if (st.isDirectory()) kind = DIR;
+    else if (st.isSymbolicLink()) {
+      try {
+        target = fs.readlinkSync(full);
+      } catch (err) {
+        out.problems.push(systemError(err, full, 'read link'));
+        continue;
+      }
+      kind = LINK;
+    } else if (!st.isFile()) {
+      out.problems.push({ code: 'SPECIAL', path: full });
+      continue;
+    }
+    const size = kind === FILE ? st.size : 0;
+    const mode = kind === LINK ? 0 : st.mode & 0o7777;
+    items.push({ name, kind, size, mtimeMs: st.mtimeMs, mode, target });
+  }
+  return items;
+}
+
+/**
+ * Posts every entry below `dirKey` of the tree at `root`.
+ * @param {string} root
+ * @param {string} dirKey
+ * @param {Batcher} out
+ * @param {() => boolean} aborted
+ */
+export function walkTree(root, dirKey, out, aborted) {
+  const stack = [dirKey];
+  while (stack.length > 0 && !aborted()) {
+    const key = /** @type {string} */ (stack.pop());
+    for (const item of readDir(key === '' ? root : `${root}/${key}`, out)) {
+      const child = key === '' ? item.name : `${key}/${item.name}`;
+      out.add(child, item);
+      if (item.kind === DIR) stack.push(child);
+    }
+  }
+}
+
+/**
+ * Walks a source and a destination tree together from the given
+ * directories. Directories are always posted (both sides); files and links
+ * only when they differ or exist on one side. Returns how many entries were
+ * equal and left out.
+ * @param {{ srcRoot: string, dstRoot: string, dirs: string[], recurse: boolean, toleranceMs: number }} task
+ * @param {Batcher} src
+ * @param {Batcher} dst
+ * @param {() => boolean} aborted
+ */
+export function diffTrees(task, src, dst, aborted) {
+  let unchanged = 0;
+  const stack = [...task.dirs];
+  while (stack.length > 0 && !aborted()) {
+    const key = /** @type {string} */ (stack.pop());
+    const a = readDir(key === '' ? task.srcRoot : `${task.srcRoot}/${key}`, src);
+    const b = readDir(key === '' ? task.dstRoot : `${task.dstRoot}/${key}`, dst);
+    const other = new Map(b.map((item) => [item.name, item]));
+    for (const s of a) {
+      const child = key === '' ? s.name : `${key}/${s.name}`;
+      const d = other.get(s.name);
+      other.delete(s.name);
+      if (s.kind === DIR) {
+        src.add(child, s);
+        if (d !== undefined) dst.add(child, d);
+        if (!task.recurse) continue;
+        if (d?.kind === DIR) stack.push(child);
+        else walkTree(task.srcRoot, child, src, aborted);
+        continue;
+      }
+      if (d !== undefined && same(s, d, task.toleranceMs)) {
+        unchanged++;
+        continue;
+      }
+      src.add(child, s);
+      if (d === undefined) continue;
+      dst.add(child, d);
+      if (d.kind === DIR && task.recurse) walkTree(task.dstRoot, child, dst, aborted);
+    }
+    for (const d of other.values()) {
+      const child = key === '' ? d.name : `${key}/${d.name}`;
+      dst.add(child, d);
+      if (d.kind === DIR && task.recurse) walkTree(task.dstRoot, child, dst, aborted);
+    }
+  }
+  return { unchanged };
+}
+
+/**
+ * Equal as the planner would judge them without reading content.
+ * @param {Item} s
+ * @param {Item} d
+ * @param {number} tolerance
+ */
+function same(s, d, tolerance) {
+  if (s.kind !== d.kind || Math.abs(s.mtimeMs - d.mtimeMs) > tolerance) return false;
+  if (s.kind === LINK) return s.target === d.target;
+  return s.size === d.size && s.mode === d.mode;
+}
+
+/**
+ * @param {unknown} err
+ * @param {string} path
+ * @param {string} action
+ * @returns {import('./fs-worker-protocol.js').WorkerError}
+ */
+function systemError(err, path, action) {
+  const e = /** @type {NodeJS.ErrnoException} */ (err);
+  return { code: 'SYSTEM', errno: e.code ?? '', path, action, message: e.message };
+}
+
+/**
+ * The raw names in a directory that are not UTF-8, by their lossy decoding.
+ * @param {string} dirPath
+ */
+function invalidNames(dirPath) {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  /** @type {Map<string, Buffer>} */
+  const out = new Map();
+  for (const raw of fs.readdirSync(dirPath, { encoding: 'buffer' })) {
+    try {
+      decoder.decode(raw);
+    } catch {
+      out.set(raw.toString('utf8'), raw);
+    }
+  }
+  return out;
+}
