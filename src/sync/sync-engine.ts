@@ -41,6 +41,31 @@ export async function runSync(request: SyncRequest): Promise<SyncSummary> {
 
   await source.open({ create: false });
   await checkDisjoint(source, destination);
+  // The state opens before the destination, so a bad --state creates nothing.
+  const state = SyncState.open(
+    options.state,
+    source.localPath ?? source.url,
+    destination.localPath ?? destination.url,
+    { readOnly: options.dryRun },
+  );
+  try {
+    await syncWithState(request, state, summary, meter, fail);
+  } finally {
+    state.close();
+  }
+  meter.start('done');
+  summary.durationMs = Math.round(performance.now() - started);
+  return summary;
+}
+
+async function syncWithState(
+  request: SyncRequest,
+  state: SyncState,
+  summary: SyncSummary,
+  meter: ProgressMeter,
+  fail: (key: Key, err: unknown) => void,
+): Promise<void> {
+  const { source, destination, options } = request;
   const destExists = await openDestination(destination, options.dryRun);
 
   meter.start('scan');
@@ -84,12 +109,7 @@ export async function runSync(request: SyncRequest): Promise<SyncSummary> {
     );
   }
 
-  const state = SyncState.open(
-    options.state,
-    source.localPath ?? source.url,
-    destination.localPath ?? destination.url,
-  );
-  try {
+  {
     meter.start('plan');
     const plan = planSync(
       sourceEntries,
@@ -133,12 +153,7 @@ export async function runSync(request: SyncRequest): Promise<SyncSummary> {
       await apply(request, plan, deletes, state, summary, meter, fail);
       state.finishRun();
     }
-  } finally {
-    state.close();
   }
-  meter.start('done');
-  summary.durationMs = Math.round(performance.now() - started);
-  return summary;
 }
 
 async function openDestination(destination: Endpoint, dryRun: boolean): Promise<boolean> {

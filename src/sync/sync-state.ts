@@ -6,10 +6,10 @@
  * Kept in SQLite (better-sqlite3), one file for all pairs.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { fromSystemError } from '../core/errors.js';
+import { fromSystemError, TongbuError } from '../core/errors.js';
 import type { ContentHash } from '../core/hash.js';
 import type { Key } from '../core/key.js';
 import type { EntryKind } from '../endpoints/endpoint.js';
@@ -60,13 +60,14 @@ export class SyncState {
   private constructor(db: Database.Database, source: string, destination: string) {
     this.db = db;
     const pairKey = createHash('sha256').update(`${source}\0${destination}`).digest('hex');
-    db.prepare(
-      'INSERT INTO pairs (pair_key, source, destination) VALUES (?, ?, ?) ON CONFLICT (pair_key) DO NOTHING',
-    ).run(pairKey, source, destination);
-    const row = db.prepare('SELECT id FROM pairs WHERE pair_key = ?').get(pairKey) as {
-      id: number;
-    };
-    this.pairId = row.id;
+    if (!db.readonly) {
+      db.prepare(
+        'INSERT INTO pairs (pair_key, source, destination) VALUES (?, ?, ?) ON CONFLICT (pair_key) DO NOTHING',
+      ).run(pairKey, source, destination);
+    }
+    const row = db.prepare('SELECT id FROM pairs WHERE pair_key = ?').get(pairKey) as
+      { id: number } | undefined;
+    this.pairId = row?.id ?? -1;
     this.upsert = db.prepare(
       `INSERT INTO entries (pair, key, kind, size, mode, hash, target, src_mtime, dst_mtime)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -82,18 +83,32 @@ export class SyncState {
       .raw();
   }
 
-  /** Opens (creating) the state file and the pair's record. */
-  static open(file: string, source: string, destination: string): SyncState {
+  /**
+   * Opens (creating) the state file and the pair's record. Read-only (for
+   * --dry-run) creates nothing: a missing file reads as an empty state.
+   */
+  static open(
+    file: string,
+    source: string,
+    destination: string,
+    options: { readOnly?: boolean } = {},
+  ): SyncState {
     try {
-      mkdirSync(dirname(file), { recursive: true });
-      const db = new Database(file);
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
+      let db: Database.Database;
+      if (options.readOnly) {
+        db = existsSync(file) ? new Database(file, { readonly: true }) : new Database(':memory:');
+        if (!existsSync(file)) db.exec(SCHEMA);
+      } else {
+        mkdirSync(dirname(file), { recursive: true });
+        db = new Database(file);
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = NORMAL');
+        db.exec(SCHEMA);
+      }
       db.pragma('busy_timeout = 10000');
-      db.exec(SCHEMA);
       return new SyncState(db, source, destination);
     } catch (err) {
-      throw fromSystemError(err, file, 'cannot open sync state');
+      throw stateError(err, file);
     }
   }
 
@@ -184,4 +199,24 @@ export class SyncState {
     this.commit();
     this.db.close();
   }
+}
+
+function stateError(err: unknown, file: string): TongbuError {
+  const errno = (err as NodeJS.ErrnoException).code;
+  if (
+    errno === 'ENOTDIR' ||
+    errno === 'EISDIR' ||
+    errno === 'SQLITE_CANTOPEN' ||
+    errno === 'SQLITE_NOTADB'
+  ) {
+    return new TongbuError(
+      'BAD_ARGUMENT',
+      `--state ${file}: cannot use it as a sync state file (${errno})`,
+      {
+        data: { path: file },
+        cause: err,
+      },
+    );
+  }
+  return fromSystemError(err, file, 'cannot open sync state');
 }

@@ -60,7 +60,6 @@ async function copyLocal(
   options: TransferOptions,
   failed: (action: CopyAction, error: TongbuError) => void,
 ): Promise<void> {
-  const byItem = new Map(todo.map((a) => [a.entry, a]));
   await destination.copyFromLocal!(
     sourceRoot,
     todo.map((a) => ({ source: a.entry, compare: a.compare })),
@@ -69,7 +68,7 @@ async function copyLocal(
       ...(options.bwlimit ? { bwlimit: options.bwlimit } : {}),
       onBytes: options.onBytes,
       onOutcome: (outcome) => {
-        const action = byItem.get(outcome.item.source)!;
+        const action = { entry: outcome.item.source, compare: outcome.item.compare ?? false };
         if (outcome.ok) {
           options.onDone({
             source: action.entry,

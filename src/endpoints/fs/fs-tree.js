@@ -84,8 +84,7 @@ function readDir(dirPath, out) {
       out.problems.push(systemError(err, dirPath, 'read directory'));
     return [];
   }
-  /** @type {Map<string, Buffer> | undefined} */
-  let undecodable;
+  if (names.some((name) => name.includes('\uFFFD'))) names = validNames(dirPath, out);
   /** @type {Item[]} */
   const items = [];
   for (const name of names) {
@@ -93,14 +92,6 @@ function readDir(dirPath, out) {
     if (name.startsWith(TEMP_PREFIX)) {
       out.temps.push(full);
       continue;
-    }
-    if (name.includes('\uFFFD')) {
-      undecodable ??= invalidNames(dirPath);
-      const raw = undecodable.get(name);
-      if (raw !== undefined) {
-        out.problems.push({ code: 'NOT_UTF8', path: dirPath, raw });
-        continue;
-      }
     }
     let st;
     try {
@@ -223,19 +214,22 @@ function systemError(err, path, action) {
 }
 
 /**
- * The raw names in a directory that are not UTF-8, by their lossy decoding.
+ * The names of a directory read as bytes: those that are UTF-8, decoded;
+ * each of the others reported by its own bytes.
  * @param {string} dirPath
+ * @param {Batcher} out
+ * @returns {string[]}
  */
-function invalidNames(dirPath) {
+function validNames(dirPath, out) {
   const decoder = new TextDecoder('utf-8', { fatal: true });
-  /** @type {Map<string, Buffer>} */
-  const out = new Map();
+  /** @type {string[]} */
+  const names = [];
   for (const raw of fs.readdirSync(dirPath, { encoding: 'buffer' })) {
     try {
-      decoder.decode(raw);
+      names.push(decoder.decode(raw));
     } catch {
-      out.set(raw.toString('utf8'), raw);
+      out.problems.push({ code: 'NOT_UTF8', path: dirPath, raw });
     }
   }
-  return out;
+  return names;
 }

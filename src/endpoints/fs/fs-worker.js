@@ -203,6 +203,19 @@ function writeAll(fd, block, position) {
     off += fs.writeSync(fd, block, off, block.length - off, position + off);
 }
 
+/**
+ * Removes a temp file of a failed copy; a failure to remove it (the
+ * directory may be unreadable) leaves it for the next run's cleanup.
+ * @param {string} path
+ */
+function removeQuietly(path) {
+  try {
+    fs.rmSync(path, { force: true });
+  } catch {
+    // left for cleanup
+  }
+}
+
 /** @param {string} path */
 function changed(path) {
   return /** @type {const} */ ({ code: 'FILE_CHANGED', path });
@@ -249,7 +262,7 @@ function renameOne(tmp, dst) {
     fs.renameSync(tmp, dst);
     return { ok: true };
   } catch (err) {
-    fs.rmSync(tmp, { force: true });
+    removeQuietly(tmp);
     return { ok: false, error: systemError(err, dst, 'rename into place') };
   }
 }
@@ -266,7 +279,7 @@ port.on('message', (/** @type {import('./fs-worker-protocol.js').WorkerRequest} 
           pending = 0;
         }
       });
-      if (!result.ok) fs.rmSync(job.tmp, { force: true });
+      if (!result.ok) removeQuietly(job.tmp);
       return result;
     });
     port.postMessage({ type: 'done', id: msg.id, results, bytes: pending });

@@ -5,7 +5,7 @@
  * one filesystem sync, then renamed: atomic visibility without an fsync per
  * file.
  */
-import * as fs from 'node:fs';
+import { rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { toTongbuError } from '../../core/errors.js';
 import type { ContentHash } from '../../core/hash.js';
@@ -19,9 +19,13 @@ const LARGE = 8 << 20;
 /** A worker request carries at most this many small files or bytes. */
 const GROUP_FILES = 64;
 const GROUP_BYTES = 16 << 20;
-/** Staged small files are committed once there are this many or this much. */
+/**
+ * Staged small files are committed once there are this many, this much, or
+ * the oldest has waited this long: a killed run loses at most that much.
+ */
 const STAGE_FILES = 8192;
-const STAGE_BYTES = 1 << 30;
+const STAGE_BYTES = 256 << 20;
+const STAGE_MS = 2000;
 
 export interface LocalCopyContext {
   readonly pool: FsWorkerPool;
@@ -46,6 +50,7 @@ export async function copyLocalFiles(
   const inflight = new Set<Promise<void>>();
   let staged: Staged[] = [];
   let stagedBytes = 0;
+  let stagedSince = 0;
   let committing = Promise.resolve();
 
   const commitStaged = (): void => {
@@ -70,9 +75,16 @@ export async function copyLocalFiles(
       if (job.durable || r.unchanged) {
         options.onOutcome({ ok: true, item, result, unchanged: r.unchanged });
       } else {
+        if (staged.length === 0) stagedSince = performance.now();
         staged.push({ job, item, result });
         stagedBytes += r.size;
-        if (staged.length >= STAGE_FILES || stagedBytes >= STAGE_BYTES) commitStaged();
+        if (
+          staged.length >= STAGE_FILES ||
+          stagedBytes >= STAGE_BYTES ||
+          performance.now() - stagedSince >= STAGE_MS
+        ) {
+          commitStaged();
+        }
       }
     });
   };
@@ -144,7 +156,7 @@ async function commitBatch(
     await ctx.flush();
   } catch (err) {
     for (const s of batch) {
-      fs.rmSync(s.job.tmp, { force: true });
+      await rm(s.job.tmp, { force: true }).catch(() => undefined); // else left for cleanup
       options.onOutcome({ ok: false, item: s.item, error: toTongbuError(err) });
     }
     return;
