@@ -40,7 +40,7 @@ export function flagsOf(schema: z.AnyZodObject): FlagSpec[] {
       flag: kebab,
       env: `TONGBU_${kebab.replaceAll('-', '_').toUpperCase()}`,
       type: flagType(field),
-      description: (field).description ?? '',
+      description: field.description ?? '',
     };
   });
 }
