@@ -89,11 +89,26 @@ export function planSync(
   const dirs: { entry: Entry; dest: Entry | undefined }[] = [];
   const replacedDirs = new Set<Key>();
   const blocked: Entry[] = [];
+  // Directories holding destination entries the filter protects: never
+  // deleted or replaced, since they cannot be emptied.
+  const protectedDirs = new Set<Key>();
+  if (options.filtered) {
+    for (const [key, d] of dest) {
+      if (options.filter(key, d.kind)) continue;
+      for (let p = parentKey(key); p !== '' && !protectedDirs.has(p); p = parentKey(p)) {
+        protectedDirs.add(p);
+      }
+    }
+  }
 
   for (const [key, entry] of kept) {
     const d = dest.get(key);
     if (entry.kind === 'dir') dirs.push({ entry, dest: d?.kind === 'dir' ? d : undefined });
-    if (d?.kind === 'dir' && entry.kind !== 'dir' && !options.deleteExtraneous) {
+    if (
+      d?.kind === 'dir' &&
+      entry.kind !== 'dir' &&
+      (!options.deleteExtraneous || protectedDirs.has(key))
+    ) {
       blocked.push(entry);
       continue;
     }
@@ -142,6 +157,7 @@ export function planSync(
     destinationCount++;
     if (kept.has(key) && !blockedKeys.has(key)) continue;
     if (blockedKeys.has(key) || isBelow(key, blockedKeys)) continue;
+    if (d.kind === 'dir' && protectedDirs.has(key)) continue;
     if (options.deleteExtraneous || isBelow(key, replacedDirs)) deletes.push(d);
   }
 

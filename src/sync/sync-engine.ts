@@ -81,6 +81,8 @@ async function syncWithState(
   if (
     destExists &&
     !filtered &&
+    options.mode === 'incremental' &&
+    !options.checksum &&
     source.localPath !== undefined &&
     destination.diffFromLocal &&
     destination.capabilities.nameFolding === 'none'
@@ -150,7 +152,7 @@ async function syncWithState(
       countPlanned(summary, plan, deletes);
     } else {
       summary.removedTemps = await destination.cleanup();
-      await apply(request, plan, deletes, state, summary, meter, fail);
+      await apply(request, plan, deletes, destEntries, state, summary, meter, fail);
       state.finishRun();
     }
   }
@@ -174,6 +176,7 @@ async function apply(
   request: SyncRequest,
   plan: Plan,
   deletes: readonly Entry[],
+  destEntries: ReadonlyMap<Key, Entry>,
   state: SyncState,
   summary: SyncSummary,
   meter: ProgressMeter,
@@ -181,6 +184,7 @@ async function apply(
 ): Promise<void> {
   const { source, destination, options, signal } = request;
   const touched = new Set<Key>();
+  const removed = new Set<Key>();
   const touch = (key: Key): void => void touched.add(parentKey(key));
   const record = (src: Entry, dst: Entry, hash: ContentHash | null): void =>
     state.put({
@@ -199,7 +203,9 @@ async function apply(
   meter.start('delete');
   for (const d of plan.replaces) {
     await guarded(fail, d.key, async () => {
-      if (d.kind === 'dir') await removeTree(destination, d.key, deletes);
+      if (d.kind === 'dir') {
+        summary.files.deleted += await removeTree(destination, d.key, deletes, removed);
+      }
       await destination.remove(d.key, d.kind);
       state.forget(d.key);
       touch(d.key);
@@ -232,8 +238,17 @@ async function apply(
         touch(done.source.key);
         return;
       }
-      summary.files.unchanged++;
-      pendingMeta.push({ entry: done.source, hash: done.result.hash });
+      // Compared equal: only metadata may be left to set.
+      const dest = destEntries.get(done.source.key);
+      const settled =
+        dest !== undefined &&
+        dest.mode === done.source.mode &&
+        Math.abs(dest.mtimeMs - done.source.mtimeMs) <= destination.capabilities.mtimePrecisionMs;
+      if (!settled) pendingMeta.push({ entry: done.source, hash: done.result.hash });
+      else {
+        summary.files.unchanged++;
+        record(done.source, dest, done.result.hash);
+      }
     },
   });
   signal?.throwIfAborted();
@@ -261,6 +276,7 @@ async function apply(
   meter.start('delete', { files: deletes.length });
   for (const d of deletes) {
     signal?.throwIfAborted();
+    if (removed.has(d.key)) continue;
     await guarded(fail, d.key, async () => {
       await destination.remove(d.key, d.kind);
       state.forget(d.key);
@@ -271,7 +287,11 @@ async function apply(
   }
 
   for (const { entry: dir, dest } of plan.dirs) {
-    if (!touched.has(dir.key) && dest !== undefined && dest.mtimeMs === dir.mtimeMs) continue;
+    const settled =
+      dest !== undefined &&
+      dest.mode === dir.mode &&
+      Math.abs(dest.mtimeMs - dir.mtimeMs) <= destination.capabilities.mtimePrecisionMs;
+    if (!touched.has(dir.key) && settled) continue;
     await guarded(fail, dir.key, async () => {
       const stored = await destination.setMeta(dir.key, { mode: dir.mode, mtimeMs: dir.mtimeMs });
       record(dir, stored, null);
@@ -307,10 +327,17 @@ async function removeTree(
   destination: Endpoint,
   dir: Key,
   deletes: readonly Entry[],
-): Promise<void> {
-  for (const d of deletes) if (d.key.startsWith(`${dir}/`)) await destination.remove(d.key, d.kind);
+  removed: Set<Key>,
+): Promise<number> {
+  let count = 0;
+  for (const d of deletes) {
+    if (!d.key.startsWith(`${dir}/`) || removed.has(d.key)) continue;
+    await destination.remove(d.key, d.kind);
+    removed.add(d.key);
+    count++;
+  }
+  return count;
 }
-
 function countPlanned(summary: SyncSummary, plan: Plan, deletes: readonly Entry[]): void {
   summary.files.copied = plan.copies.length;
   summary.bytes.copied = summary.totals.bytes;

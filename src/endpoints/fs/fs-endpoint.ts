@@ -30,13 +30,14 @@ import { copyLocalFiles } from './local-copy.js';
 import { diffLocalTrees } from './local-diff.js';
 import { workerErrorToTongbu } from './fs-entry.js';
 import { FsWorkerPool } from './fs-worker-pool.js';
-import { statEntry, tempPathIn, unpackEntries } from './fs-entry.js';
+import { fsTime, statEntry, tempPathIn, unpackEntries } from './fs-entry.js';
 
 const execFileAsync = promisify(execFile);
 
 const CAPABILITIES: EndpointCapabilities = {
   listedHashes: [],
-  mtimePrecisionMs: 0.001,
+  // libuv keeps microseconds, and times pass through floating point.
+  mtimePrecisionMs: 0.002,
   symlinks: true,
   emptyDirs: true,
   modes: true,
@@ -204,7 +205,7 @@ export class FsEndpoint implements Endpoint {
       const hash = hasher.digest();
       checkWritten(request, hasher.bytes, hash);
       await handle.chmod(request.mode);
-      await handle.utimes(Date.now() / 1000, request.mtimeMs / 1000);
+      await handle.utimes(new Date(), fsTime(request.mtimeMs));
       await handle.datasync();
       const stored = await handle.stat();
       await handle.close();
@@ -258,8 +259,10 @@ export class FsEndpoint implements Endpoint {
       });
     }
     if (created) {
-      await fsp.chmod(p, meta?.mode || 0o755);
-      if (meta) await fsp.utimes(p, meta.mtimeMs / 1000, meta.mtimeMs / 1000);
+      // Owner-writable until the run sets final modes, so a read-only
+      // directory can still be filled.
+      await fsp.chmod(p, (meta?.mode || 0o755) | 0o700);
+      if (meta) await fsp.utimes(p, fsTime(meta.mtimeMs), fsTime(meta.mtimeMs));
     }
     this.knownDirs.add(key);
   }
@@ -271,7 +274,7 @@ export class FsEndpoint implements Endpoint {
       await this.ensureDir(parentKey(key));
       this.knownDirs.delete(key);
       await fsp.symlink(target, tmp);
-      await fsp.lutimes(tmp, meta.mtimeMs / 1000, meta.mtimeMs / 1000);
+      await fsp.lutimes(tmp, fsTime(meta.mtimeMs), fsTime(meta.mtimeMs));
       await fsp.rename(tmp, p);
     } catch (err) {
       await fsp.rm(tmp, { force: true });
@@ -284,10 +287,10 @@ export class FsEndpoint implements Endpoint {
     try {
       const stat = await fsp.lstat(p);
       if (stat.isSymbolicLink()) {
-        await fsp.lutimes(p, meta.mtimeMs / 1000, meta.mtimeMs / 1000);
+        await fsp.lutimes(p, fsTime(meta.mtimeMs), fsTime(meta.mtimeMs));
       } else {
         if ((stat.mode & 0o7777) !== meta.mode) await fsp.chmod(p, meta.mode);
-        await fsp.utimes(p, stat.atimeMs / 1000, meta.mtimeMs / 1000);
+        await fsp.utimes(p, fsTime(stat.atimeMs), fsTime(meta.mtimeMs));
       }
       return await statEntry(key, p);
     } catch (err) {
@@ -302,7 +305,10 @@ export class FsEndpoint implements Endpoint {
       if (kind === 'dir') await fsp.rmdir(p);
       else await fsp.unlink(p);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      // Absent already, or below something that is no longer a directory.
+      const errno = (err as NodeJS.ErrnoException).code;
+      if (errno === 'ENOENT') return;
+      if (errno === 'ENOTDIR' && (await fsp.lstat(p).catch(() => undefined)) === undefined) return;
       throw fromSystemError(err, p, 'cannot remove');
     }
   }

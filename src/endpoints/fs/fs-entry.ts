@@ -90,3 +90,12 @@ export function unpackEntries(batch: WalkBatch): Entry[] {
   });
   return out;
 }
+
+/**
+ * A time for utimes: seconds as a number keeps sub-millisecond precision,
+ * but Node reads a negative number as "now", so times before 1970 go as a
+ * Date (whole milliseconds).
+ */
+export function fsTime(ms: number): number | Date {
+  return ms >= 0 ? ms / 1000 : new Date(ms);
+}

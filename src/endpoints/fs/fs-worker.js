@@ -139,7 +139,7 @@ function copyOne(job, onBytes) {
     if (dst < 0) dst = fs.openSync(job.tmp, 'wx', 0o600);
     phase = 'write';
     fs.fchmodSync(dst, job.mode);
-    fs.futimesSync(dst, before.atimeMs / 1000, job.mtimeMs / 1000);
+    fs.futimesSync(dst, fsTime(before.atimeMs), fsTime(job.mtimeMs));
     if (job.durable) fs.fdatasyncSync(dst);
     const stored = fs.fstatSync(dst);
     fs.closeSync(dst);
@@ -214,6 +214,14 @@ function removeQuietly(path) {
   } catch {
     // left for cleanup
   }
+}
+
+/**
+ * A time for utimes; see fsTime in fs-entry.ts (negative numbers mean "now" to Node).
+ * @param {number} ms
+ */
+function fsTime(ms) {
+  return ms >= 0 ? ms / 1000 : new Date(ms);
 }
 
 /** @param {string} path */
