@@ -33,6 +33,14 @@ interface Pending {
 }
 
 const WORKER_URL = new URL('./fs-worker.js', import.meta.url);
+/** Workers cannot read the umask; it is read once here, without changing it. */
+const UMASK = readUmask();
+
+function readUmask(): number {
+  const mask = process.umask(0);
+  process.umask(mask);
+  return mask;
+}
 
 export class FsWorkerPool {
   private readonly abort = new SharedArrayBuffer(4);
@@ -110,7 +118,12 @@ export class FsWorkerPool {
   private spawn(): Worker | undefined {
     if (this.started >= this.size) return undefined;
     this.started++;
-    const worker = new Worker(WORKER_URL, { workerData: { abort: this.abort } });
+    const worker = new Worker(WORKER_URL, {
+      workerData: { abort: this.abort, umask: UMASK },
+      // Workers hold a block buffer and little else: a small young
+      // generation keeps each one's memory to a few MB.
+      resourceLimits: { maxYoungGenerationSizeMb: 4 },
+    });
     worker.on('message', (reply: WorkerReply) => {
       const pending = this.busy.get(worker);
       if (!pending) return;

@@ -22,10 +22,11 @@ const BLOCK = 4 * 1024 * 1024;
 const SYNC_EVERY = 64 * 1024 * 1024;
 const buffer = Buffer.allocUnsafe(BLOCK);
 /** Shared abort flag: non-zero means stop. */
-/** @type {{ abort: SharedArrayBuffer }} */
+/** @type {{ abort: SharedArrayBuffer, umask: number }} */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- workerData is untyped
 const data = workerData;
 const abortFlag = new Int32Array(data.abort);
+const umask = data.umask;
 /** @type {Int32Array} a word to sleep on for bandwidth limiting. */
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
@@ -88,10 +89,12 @@ function copyOne(job, onBytes) {
     const comparing = old >= 0;
     const hash = createHash('sha256');
     let total = 0;
-    for (;;) {
+    // Reading stops at the listed size: a file that grew is caught by the
+    // fstat after, and small files cost one read instead of two.
+    while (total < job.size) {
       if (abortFlag[0] !== 0) return { ok: false, error: { code: 'ABORTED', path: job.src } };
       phase = 'read';
-      const n = fs.readSync(src, buffer, 0, BLOCK, total);
+      const n = fs.readSync(src, buffer, 0, Math.min(BLOCK, job.size - total), total);
       if (n === 0) break;
       const block = buffer.subarray(0, n);
       hash.update(block);
@@ -107,7 +110,7 @@ function copyOne(job, onBytes) {
       }
       if (dst < 0) {
         phase = 'create';
-        dst = fs.openSync(job.tmp, 'wx', 0o600);
+        dst = createTemp(job);
         phase = 'write';
         copyPrefix(src, dst, total);
       }
@@ -136,16 +139,16 @@ function copyOne(job, onBytes) {
     if (comparing && dst < 0)
       return { ok: true, hash: digest, size: total, mtimeMs: 0, unchanged: true };
     phase = 'create';
-    if (dst < 0) dst = fs.openSync(job.tmp, 'wx', 0o600);
+    if (dst < 0) dst = createTemp(job);
     phase = 'write';
-    fs.fchmodSync(dst, job.mode);
+    // The mode was given at creation; only bits the umask took need a chmod.
+    if ((job.mode & ~umask) !== job.mode) fs.fchmodSync(dst, job.mode);
     fs.futimesSync(dst, fsTime(before.atimeMs), fsTime(job.mtimeMs));
     if (job.durable) fs.fdatasyncSync(dst);
-    const stored = fs.fstatSync(dst);
     fs.closeSync(dst);
     dst = -1;
     if (job.durable) fs.renameSync(job.tmp, job.dst);
-    return { ok: true, hash: digest, size: total, mtimeMs: stored.mtimeMs, unchanged: false };
+    return { ok: true, hash: digest, size: total, mtimeMs: job.mtimeMs, unchanged: false };
   } catch (err) {
     const path = phase === 'read' || phase === 'open' ? job.src : job.dst;
     const action = { open: 'open', read: 'read', create: 'create', write: 'write' }[phase];
@@ -155,6 +158,15 @@ function copyOne(job, onBytes) {
     if (dst >= 0) fs.closeSync(dst);
     if (old >= 0) fs.closeSync(old);
   }
+}
+
+/**
+ * Creates the temp file of a copy with the final permission bits (before
+ * the umask), writable through this descriptor whatever they are.
+ * @param {import('./fs-worker-protocol.js').CopyJob} job
+ */
+function createTemp(job) {
+  return fs.openSync(job.tmp, 'wx', job.mode & 0o777);
 }
 
 /**
