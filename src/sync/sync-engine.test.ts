@@ -160,4 +160,13 @@ describe('sync engine on memory endpoints', () => {
     await sync(src, only, { include: ['*.bin'], exclude: ['cache'] });
     expect([...only.snapshot().keys()].sort()).toEqual(['data', 'data/a.bin', 'data/b.bin']);
   });
+
+  it('reports names that would collide on a destination that folds them', async () => {
+    const src = createMemoryEndpoint({ url: 'memory://src' });
+    src.put('caf\u00e9.txt', 'composed', { mtimeMs: T });
+    src.put('cafe\u0301.txt', 'decomposed', { mtimeMs: T });
+    const dst = createMemoryEndpoint({ url: 'memory://nfc', nameFolding: 'nfc' });
+    const summary = await sync(src, dst);
+    expect(summary.warnings.join('\n')).toMatch(/names collide on memory:\/\/nfc \(nfc\)/);
+  });
 });

@@ -45,6 +45,8 @@ function readUmask(): number {
 export class FsWorkerPool {
   private readonly abort = new SharedArrayBuffer(4);
   private readonly abortFlag = new Int32Array(this.abort);
+  /** Bytes sent under --bwlimit by all workers, and since when. */
+  private readonly throttle = new SharedArrayBuffer(16);
   private readonly idle: Worker[] = [];
   private readonly busy = new Map<Worker, Pending>();
   private readonly queue: Pending[] = [];
@@ -119,7 +121,7 @@ export class FsWorkerPool {
     if (this.started >= this.size) return undefined;
     this.started++;
     const worker = new Worker(WORKER_URL, {
-      workerData: { abort: this.abort, umask: UMASK },
+      workerData: { abort: this.abort, throttle: this.throttle, umask: UMASK },
       // Workers hold a block buffer and little else: a small young
       // generation keeps each one's memory to a few MB.
       resourceLimits: { maxYoungGenerationSizeMb: 4 },

@@ -22,7 +22,7 @@ const BLOCK = 4 * 1024 * 1024;
 const SYNC_EVERY = 64 * 1024 * 1024;
 const buffer = Buffer.allocUnsafe(BLOCK);
 /** Shared abort flag: non-zero means stop. */
-/** @type {{ abort: SharedArrayBuffer, umask: number }} */
+/** @type {{ abort: SharedArrayBuffer, throttle: SharedArrayBuffer, umask: number }} */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- workerData is untyped
 const data = workerData;
 const abortFlag = new Int32Array(data.abort);
@@ -41,22 +41,23 @@ function systemError(err, path, action) {
   return { code: 'SYSTEM', errno: e.code ?? '', path, action, message: e.message };
 }
 
-/** Throttle state of this worker, in bytes per second (0: none). */
+/** The bandwidth limit of the current request, in bytes per second (0: none). */
 let limit = 0;
-let windowStart = 0;
-let windowBytes = 0;
+/** Shared by the pool's workers: [0] bytes sent under the limit, [1] when it began (ms). */
+const sent = new BigInt64Array(data.throttle);
 
-/** @param {number} bytes */
+/**
+ * Sleeps until the pool as a whole is back under the limit: every worker
+ * counts its bytes in one shared total.
+ * @param {number} bytes
+ */
 function throttle(bytes) {
   if (limit <= 0) return;
-  const now = performance.now();
-  if (now - windowStart > 1000) {
-    windowStart = now;
-    windowBytes = 0;
-  }
-  windowBytes += bytes;
-  const due = windowStart + (windowBytes / limit) * 1000;
-  if (due > now) Atomics.wait(sleeper, 0, 0, due - now);
+  Atomics.compareExchange(sent, 1, 0n, BigInt(Date.now()));
+  const start = Number(Atomics.load(sent, 1));
+  const total = Number(Atomics.add(sent, 0, BigInt(bytes))) + bytes;
+  const wait = start + (total / limit) * 1000 - Date.now();
+  if (wait > 0) Atomics.wait(sleeper, 0, 0, wait);
 }
 
 /** @type {Buffer | undefined} a second block, for comparing and prefix copies */

@@ -45,7 +45,7 @@ export async function copyLocalFiles(
   items: readonly LocalCopyItem[],
   options: LocalCopyOptions,
 ): Promise<void> {
-  const bwlimit = options.bwlimit ? options.bwlimit / ctx.pool.size : 0;
+  const bwlimit = options.bwlimit ?? 0;
   const maxInflight = ctx.pool.size * 2;
   const inflight = new Set<Promise<void>>();
   let staged: Staged[] = [];
