@@ -11,7 +11,6 @@
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Batcher, diffTrees, walkTree } from './fs-tree.js';
 
