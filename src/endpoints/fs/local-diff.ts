@@ -5,6 +5,7 @@
  * differing entries reach the main thread.
  */
 import * as fs from 'node:fs';
+import { availableParallelism } from 'node:os';
 import type { Key } from '../../core/key.js';
 import type { Entry, LocalDiff, LocalDiffOptions } from '../endpoint.js';
 import { unpackEntries, workerErrorToTongbu } from './fs-entry.js';
@@ -38,7 +39,9 @@ export async function diffLocalTrees(
     const base = { srcRoot, dstRoot, toleranceMs: options.toleranceMs };
     const tasks: DiffTask[] = [];
     if (shallow.length > 0) tasks.push({ ...base, dirs: shallow, recurse: false });
-    const shares: string[][] = Array.from({ length: Math.min(pool.size, deep.length) }, () => []);
+    // Walking is CPU-bound here (cached metadata): one share per core.
+    const width = Math.min(pool.size, availableParallelism(), deep.length);
+    const shares: string[][] = Array.from({ length: width }, () => []);
     deep.forEach((key, i) => shares[i % shares.length]!.push(key));
     for (const dirs of shares) tasks.push({ ...base, dirs, recurse: true });
     const counts = await Promise.all(tasks.map((t) => pool.diff(t, onBatch)));
