@@ -58,6 +58,51 @@ export async function runSync(request: SyncRequest): Promise<SyncSummary> {
   return summary;
 }
 
+interface Listings {
+  readonly source: Map<Key, Entry>;
+  readonly dest: Map<Key, Entry>;
+  /** Entries equal on both sides that a paired walk left out. */
+  readonly omitted: number;
+  readonly sourceProblems: readonly TongbuError[];
+}
+
+/**
+ * Lists both sides. Two local trees in incremental mode without filters are
+ * walked together and only what differs comes back; otherwise each side is
+ * listed whole, in parallel.
+ */
+async function listSides(
+  request: SyncRequest,
+  destExists: boolean,
+  tolerance: number,
+  meter: ProgressMeter,
+  fail: (key: Key, err: unknown) => void,
+): Promise<Listings> {
+  const { source, destination, options, signal } = request;
+  const sourceProblems: TongbuError[] = [];
+  const paired =
+    destExists &&
+    options.include.length + options.exclude.length === 0 &&
+    options.mode === 'incremental' &&
+    !options.checksum &&
+    source.localPath !== undefined &&
+    destination.diffFromLocal !== undefined &&
+    destination.capabilities.nameFolding === 'none';
+  if (paired && source.localPath !== undefined && destination.diffFromLocal) {
+    const diff = await destination.diffFromLocal(source.localPath, {
+      toleranceMs: tolerance,
+      ...(signal ? { signal } : {}),
+      onProblem: (side, e) => (side === 'source' ? sourceProblems.push(e) : fail('', e)),
+    });
+    return { source: diff.source, dest: diff.dest, omitted: diff.unchanged, sourceProblems };
+  }
+  const [src, dst] = await Promise.all([
+    listAll(source, meter, signal, (e) => sourceProblems.push(e)),
+    destExists ? listAll(destination, meter, signal, (e) => fail('', e)) : new Map<Key, Entry>(),
+  ]);
+  return { source: src, dest: dst, omitted: 0, sourceProblems };
+}
+
 async function syncWithState(
   request: SyncRequest,
   state: SyncState,
@@ -67,95 +112,58 @@ async function syncWithState(
 ): Promise<void> {
   const { source, destination, options } = request;
   const destExists = await openDestination(destination, options.dryRun);
-
-  meter.start('scan');
-  const sourceProblems: TongbuError[] = [];
-  const filtered = options.include.length + options.exclude.length > 0;
   const tolerance = Math.max(
     source.capabilities.mtimePrecisionMs,
     destination.capabilities.mtimePrecisionMs,
   );
-  let sourceEntries: Map<Key, Entry>;
-  let destEntries: Map<Key, Entry>;
-  let omitted = 0;
-  if (
-    destExists &&
-    !filtered &&
-    options.mode === 'incremental' &&
-    !options.checksum &&
-    source.localPath !== undefined &&
-    destination.diffFromLocal &&
-    destination.capabilities.nameFolding === 'none'
-  ) {
-    // Both trees local: list them together and keep only what differs.
-    const diff = await destination.diffFromLocal(source.localPath, {
-      toleranceMs: tolerance,
-      ...(request.signal ? { signal: request.signal } : {}),
-      onProblem: (side, e) => (side === 'source' ? sourceProblems.push(e) : fail('', e)),
-    });
-    [sourceEntries, destEntries, omitted] = [diff.source, diff.dest, diff.unchanged];
-  } else {
-    [sourceEntries, destEntries] = await Promise.all([
-      listAll(source, meter, request.signal, (e) => sourceProblems.push(e)),
-      destExists
-        ? listAll(destination, meter, request.signal, (e) => fail('', e))
-        : new Map<Key, Entry>(),
-    ]);
-  }
-  for (const e of sourceProblems) fail(errorSubject(e), e);
+  meter.start('scan');
+  const listed = await listSides(request, destExists, tolerance, meter, fail);
   meter.finish();
-
-  for (const group of findCollisions(sourceEntries.keys(), destination.capabilities.nameFolding)) {
-    summary.warnings.push(
-      `names collide on ${destination.url} (${destination.capabilities.nameFolding}): ${group.map((k) => JSON.stringify(k)).join(', ')}`,
-    );
+  for (const e of listed.sourceProblems) fail(errorSubject(e), e);
+  const folding = destination.capabilities.nameFolding;
+  for (const group of findCollisions(listed.source.keys(), folding)) {
+    const names = group.map((k) => JSON.stringify(k)).join(', ');
+    summary.warnings.push(`names collide on ${destination.url} (${folding}): ${names}`);
   }
 
-  {
-    meter.start('plan');
-    const plan = planSync(
-      sourceEntries,
-      destEntries,
-      options.mode === 'incremental' ? (key) => state.get(key) : () => undefined,
-      {
-        mode: options.mode,
-        checksum: options.checksum,
-        deleteExtraneous: request.command === 'sync',
-        filter: createFilter(options.include, options.exclude),
-        filtered,
-        omitted,
-        pruneEmptyDirs: options.include.length > 0,
-        mtimeToleranceMs: tolerance,
-      },
-    );
-    for (const e of plan.blocked) {
-      fail(
-        e.key,
-        new TongbuError(
-          'BLOCKED',
-          `${destination.url}: ${e.key} is a directory; copy does not replace it (use sync)`,
-        ),
-      );
-    }
-    let deletes = plan.deletes;
-    if (deletes.length > 0 && sourceProblems.length > 0) {
-      summary.warnings.push('source could not be read completely: no deletions this run');
-      deletes = [];
-    }
-    checkDeleteLimit(deletes.length, plan.destinationCount, options, destination.url);
-    summary.totals = {
-      files: plan.copies.length,
-      bytes: plan.copies.reduce((n, c) => n + c.entry.size, 0),
-    };
-    if (options.dryRun) {
-      summary.plan = planActions(plan, deletes);
-      countPlanned(summary, plan, deletes);
-    } else {
-      summary.removedTemps = await destination.cleanup();
-      await apply(request, plan, deletes, destEntries, state, summary, meter, fail);
-      state.finishRun();
-    }
+  meter.start('plan');
+  const plan = planSync(
+    listed.source,
+    listed.dest,
+    options.mode === 'incremental' ? (key) => state.get(key) : () => undefined,
+    {
+      mode: options.mode,
+      checksum: options.checksum,
+      deleteExtraneous: request.command === 'sync',
+      filter: createFilter(options.include, options.exclude),
+      filtered: options.include.length + options.exclude.length > 0,
+      omitted: listed.omitted,
+      pruneEmptyDirs: options.include.length > 0,
+      mtimeToleranceMs: tolerance,
+    },
+  );
+  for (const e of plan.blocked) {
+    const why = `${destination.url}: ${e.key} is a directory; copy does not replace it (use sync)`;
+    fail(e.key, new TongbuError('BLOCKED', why));
   }
+  let deletes = plan.deletes;
+  if (deletes.length > 0 && listed.sourceProblems.length > 0) {
+    summary.warnings.push('source could not be read completely: no deletions this run');
+    deletes = [];
+  }
+  checkDeleteLimit(deletes.length, plan.destinationCount, options, destination.url);
+  summary.totals = {
+    files: plan.copies.length,
+    bytes: plan.copies.reduce((n, c) => n + c.entry.size, 0),
+  };
+  if (options.dryRun) {
+    summary.plan = planActions(plan, deletes);
+    countPlanned(summary, plan, deletes);
+    return;
+  }
+  summary.removedTemps = await destination.cleanup();
+  await apply(request, plan, deletes, listed.dest, state, summary, meter, fail);
+  state.finishRun();
 }
 
 async function openDestination(destination: Endpoint, dryRun: boolean): Promise<boolean> {

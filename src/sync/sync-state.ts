@@ -114,22 +114,11 @@ export class SyncState {
 
   /** The row of one key, or undefined. */
   get(key: Key): StateRow | undefined {
-    const r = this.getOne.get(this.pairId, key) as RawRow | undefined;
-    if (r === undefined) return undefined;
-    const [k, kind, size, mode, hash, target, srcMtimeMs, dstMtimeMs] = r;
-    return {
-      key: k,
-      kind,
-      size,
-      mode,
-      hash: hash as ContentHash | null,
-      target,
-      srcMtimeMs,
-      dstMtimeMs,
-    };
+    const raw = this.getOne.get(this.pairId, key) as RawRow | undefined;
+    return raw === undefined ? undefined : rowOf(raw);
   }
 
-  /** Every row of the pair, by key. */
+  /** Every row of the pair, by key (the base of a three-way compare). */
   load(): Map<Key, StateRow> {
     const rows = this.db
       .prepare(
@@ -137,20 +126,7 @@ export class SyncState {
       )
       .raw()
       .all(this.pairId) as RawRow[];
-    const map = new Map<Key, StateRow>();
-    for (const [key, kind, size, mode, hash, target, srcMtimeMs, dstMtimeMs] of rows) {
-      map.set(key, {
-        key,
-        kind,
-        size,
-        mode,
-        hash: hash as ContentHash | null,
-        target,
-        srcMtimeMs,
-        dstMtimeMs,
-      });
-    }
-    return map;
+    return new Map(rows.map((raw) => [raw[0], rowOf(raw)]));
   }
 
   /** Records an entry as synced; written in batches. */
@@ -219,4 +195,17 @@ function stateError(err: unknown, file: string): TongbuError {
     );
   }
   return fromSystemError(err, file, 'cannot open sync state');
+}
+
+function rowOf([key, kind, size, mode, hash, target, srcMtimeMs, dstMtimeMs]: RawRow): StateRow {
+  return {
+    key,
+    kind,
+    size,
+    mode,
+    hash: hash as ContentHash | null,
+    target,
+    srcMtimeMs,
+    dstMtimeMs,
+  };
 }

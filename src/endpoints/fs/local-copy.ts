@@ -126,24 +126,40 @@ function jobFor(ctx: LocalCopyContext, item: LocalCopyItem): CopyJob {
   };
 }
 
-/** Large files alone; small ones in groups, so a worker request is worth its message. */
+/**
+ * Large files alone; small ones in groups of one directory each, so a worker
+ * request is worth its message. Groups of different directories alternate:
+ * workers creating files in one directory at once queue on its lock.
+ */
 function* groups(items: readonly LocalCopyItem[]): Iterable<LocalCopyItem[]> {
-  let group: LocalCopyItem[] = [];
-  let bytes = 0;
+  const byDir = new Map<string, { items: LocalCopyItem[]; bytes: number }[]>();
   for (const item of items) {
     if (item.source.size >= LARGE) {
       yield [item];
       continue;
     }
-    group.push(item);
-    bytes += item.source.size;
-    if (group.length >= GROUP_FILES || bytes >= GROUP_BYTES) {
-      yield group;
-      group = [];
-      bytes = 0;
+    const key = item.source.key;
+    const dir = key.slice(0, Math.max(0, key.lastIndexOf('/')));
+    let chunks = byDir.get(dir);
+    if (chunks === undefined) byDir.set(dir, (chunks = []));
+    let group = chunks[chunks.length - 1];
+    if (group === undefined || group.items.length >= GROUP_FILES || group.bytes >= GROUP_BYTES) {
+      chunks.push((group = { items: [], bytes: 0 }));
     }
+    group.items.push(item);
+    group.bytes += item.source.size;
   }
-  if (group.length > 0) yield group;
+  const lists = [...byDir.values()];
+  for (let round = 0; ; round++) {
+    let live = 0;
+    for (const chunks of lists) {
+      const group = chunks[round];
+      if (group === undefined) continue;
+      live++;
+      yield group.items;
+    }
+    if (live === 0) return;
+  }
 }
 
 async function commitBatch(
