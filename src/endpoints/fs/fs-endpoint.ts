@@ -7,6 +7,7 @@
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { fromSystemError, toTongbuError, TongbuError } from '../../core/errors.js';
@@ -67,6 +68,9 @@ export class FsEndpoint implements Endpoint {
   }
 
   async open({ create }: { readonly create: boolean }): Promise<void> {
+    // A destination walks (paired with a local source) and copies first
+    // thing: start its workers while the run prepares.
+    if (create) this.workers().prestart(availableParallelism());
     let stat: fs.Stats | undefined;
     try {
       stat = await fsp.stat(this.localPath);
