@@ -208,7 +208,6 @@ async function apply(
 
   summary.files.unchanged = plan.unchanged;
 
-  meter.start('delete');
   for (const d of plan.replaces) {
     await guarded(fail, d.key, async () => {
       if (d.kind === 'dir') {

@@ -68,15 +68,11 @@ async function copyLocal(
       ...(options.bwlimit ? { bwlimit: options.bwlimit } : {}),
       onBytes: options.onBytes,
       onOutcome: (outcome) => {
-        const action = { entry: outcome.item.source, compare: outcome.item.compare ?? false };
+        const entry = outcome.item.source;
         if (outcome.ok) {
-          options.onDone({
-            source: action.entry,
-            result: outcome.result,
-            unchanged: outcome.unchanged,
-          });
+          options.onDone({ source: entry, result: outcome.result, unchanged: outcome.unchanged });
         } else {
-          failed(action, toTongbuError(outcome.error));
+          failed({ entry, compare: outcome.item.compare ?? false }, toTongbuError(outcome.error));
         }
       },
     },

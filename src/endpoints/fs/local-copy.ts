@@ -68,10 +68,9 @@ export async function copyLocalFiles(
         options.onOutcome({ ok: false, item, error: workerErrorToTongbu(r.error, 'cannot copy') });
         return;
       }
-      const result: WriteResult = {
-        hash: r.hash as ContentHash,
-        entry: { ...item.source, size: r.size, mtimeMs: r.mtimeMs },
-      };
+      // The worker checked size and mtime against the listing and set that
+      // mtime: the listed entry describes the written file.
+      const result: WriteResult = { hash: r.hash as ContentHash, entry: item.source };
       if (job.durable || r.unchanged) {
         options.onOutcome({ ok: true, item, result, unchanged: r.unchanged });
       } else {
