@@ -18,7 +18,6 @@ if (!parentPort) throw new Error('fs-worker must run as a worker thread');
 const port = parentPort;
 
 const BLOCK = 4 * 1024 * 1024;
-const SYNC_EVERY = 64 * 1024 * 1024;
 const buffer = Buffer.allocUnsafe(BLOCK);
 /** Shared abort flag: non-zero means stop. */
 /** @type {{ abort: SharedArrayBuffer, throttle: SharedArrayBuffer, umask: number }} */
@@ -119,9 +118,6 @@ function copyOne(job, onBytes) {
       total += n;
       onBytes(n);
       throttle(n);
-      // Large files: flush as we go, so the disk writes while we read and
-      // hash instead of all at once at the end.
-      if (job.durable && total % SYNC_EVERY < n) fs.fdatasyncSync(dst);
     }
     const after = fs.fstatSync(src);
     if (
