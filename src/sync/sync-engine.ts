@@ -4,7 +4,6 @@
  * that never exposes a half-done entry, recording state as entries land so
  * that a re-run after a crash redoes nothing already verified.
  */
-import type { Logger } from 'pino';
 import { errorSubject, TongbuError, toTongbuError } from '../core/errors.js';
 import type { ContentHash } from '../core/hash.js';
 import { findCollisions, parentKey, type Key } from '../core/key.js';
@@ -26,7 +25,6 @@ export interface SyncRequest {
   readonly options: SyncOptions;
   readonly signal?: AbortSignal;
   readonly onProgress?: ProgressListener;
-  readonly logger?: Logger;
 }
 
 export async function runSync(request: SyncRequest): Promise<SyncSummary> {
