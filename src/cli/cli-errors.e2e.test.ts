@@ -15,6 +15,7 @@ import {
   findTemps,
   makeTempDir,
   nameOf,
+  openCheckoutToOthers,
   parseJsonOutput,
   removeTempDirs,
   runCli,
@@ -85,6 +86,11 @@ describe('tongbu refuses bad paths before writing anything', () => {
 
 describe('unreadable source entries', () => {
   const user = asRoot ? NOBODY : {};
+  let undo = (): void => undefined;
+  beforeAll(() => {
+    if (asRoot) undo = openCheckoutToOthers();
+  });
+  afterAll(() => undo());
   const handOver = async (dir: string): Promise<void> => {
     if (asRoot) await chownTree(dir, NOBODY.uid, NOBODY.gid);
   };

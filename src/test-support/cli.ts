@@ -245,3 +245,23 @@ export function writeTree(root: string, files: Record<string, string | Buffer>):
 
 export const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Lets other users (the tests that run the CLI as uid 65534) reach the
+ * checkout: adds o+x to each ancestor directory that lacks it (a clone
+ * under `mktemp -d` sits in a 0700 directory). Returns the undo.
+ */
+export function openCheckoutToOthers(): () => void {
+  const changed: [string, number][] = [];
+  for (let dir = REPO_ROOT; ; dir = path.dirname(dir)) {
+    const mode = fs.statSync(dir).mode & 0o7777;
+    if ((mode & 0o001) === 0) {
+      fs.chmodSync(dir, mode | 0o001);
+      changed.push([dir, mode]);
+    }
+    if (path.dirname(dir) === dir) break;
+  }
+  return () => {
+    for (const [dir, mode] of changed) fs.chmodSync(dir, mode);
+  };
+}
