@@ -88,7 +88,7 @@ const f2 = (x) => (x == null ? '-' : x.toFixed(x >= 100 ? 1 : x >= 10 ? 2 : 3));
 const mb = (x) => (x == null ? '-' : (x / 1e6).toFixed(x >= 1e8 ? 0 : 1));
 const rx = (x) => (x == null ? '-' : `${x.toFixed(2)}x`);
 
-function table(rows) {
+export function table(rows) {
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
   return rows
     .map((r, j) => {
@@ -108,6 +108,7 @@ export function formatReport(results) {
   const notes = [];
   const ratioLines = [];
   for (const [caseName, c] of Object.entries(results.cases)) {
+    if (c.kind === 'store') continue; // own table: formatStoreReport in store-case.mjs
     const s = c.summary;
     const best = bestBaseline(s);
     for (const [tool, t] of Object.entries(s)) {
@@ -139,6 +140,7 @@ export function formatReport(results) {
       ratioLines.push(`${caseName}: ${parts.join(', ')}`);
     }
   }
+  if (rows.length === 1) return '';
   let out = table(rows);
   out += '\n\n"vs best" = median wall time / median of the fastest of rsync, rsync-delta, rclone.';
   out += '\nAll runs warm-cache; medians of interleaved runs. Single times are noise.';

@@ -27,20 +27,29 @@ import {
   toolVersions,
 } from './tools.mjs';
 import { ensureWorkload, workloadParams } from './workloads.mjs';
+import {
+  DEFAULT_TONGBU_BIN,
+  ensureRestic,
+  formatStoreReport,
+  runStoreCase,
+} from './store-case.mjs';
 
 const REPO = dirname(dirname(fileURLToPath(import.meta.url)));
 const HELP = `usage: node bench/run.mjs [options]
   --cases LIST       comma-separated, default all: ${Object.keys(CASES).join(',')}
-  --tools LIST       comma-separated, default all: tongbu,rsync,rclone,cp
-                     (rsync also runs rsync-delta = rsync --no-whole-file in w2-w3; cp only in *-full)
+  --tools LIST       comma-separated, default all: tongbu,rsync,rclone,cp,restic
+                     (rsync also runs rsync-delta = rsync --no-whole-file in w2-w3; cp only in *-full;
+                     in store-w2-w3 the tools are tongbu, rsync (= rsync-daemon) and restic)
   --runs N           timed runs per case and tool (default 3)
   --dir DIR          work dir for workloads, destinations, state, results (default .bench/)
   --quick            scaled-down workloads for a smoke test (kept in DIR/quick/)
   --json FILE        also write the full results to FILE
   --tongbu-cmd CMD   tongbu command template (default "${DEFAULT_TONGBU}");
                      without {src}, "SRC DST" is appended ("SRC/ DST/" for an rsync command)
+  --tongbu-bin CMD   the tongbu CLI for serve and sync in store-w2-w3
+                     (default "${DEFAULT_TONGBU_BIN}"; --tongbu-cmd does not apply there)
   --verify MODE      after each timed run: tree (paths, sizes, mtimes; default), content, none
-                     (w2-w3 always compares content unless none)
+                     (w2-w3 and store-w2-w3 always compare content unless none)
   --timeout SEC      kill a tool run after SEC seconds (default 3600)
   --seed S           workload seed (default 1)`;
 
@@ -54,6 +63,7 @@ function parseCli() {
       quick: { type: 'boolean', default: false },
       json: { type: 'string' },
       'tongbu-cmd': { type: 'string' },
+      'tongbu-bin': { type: 'string' },
       verify: { type: 'string', default: 'tree' },
       timeout: { type: 'string', default: '3600' },
       seed: { type: 'string', default: '1' },
@@ -87,6 +97,7 @@ function parseCli() {
     quick: values.quick,
     json: values.json ? resolve(values.json) : null,
     tongbuCmd: values['tongbu-cmd'] ?? null,
+    tongbuBin: values['tongbu-bin'] ?? null,
     verify: values.verify,
     timeoutSec: Number(values.timeout),
     seed: values.seed,
@@ -199,6 +210,9 @@ async function main() {
     srcRoot: join(work, 'src'),
     tmp: join(work, 'tmp'),
     template: tongbuTemplate(opts.tongbuCmd),
+    repo: REPO,
+    log,
+    tongbuBin: opts.tongbuBin,
   };
   for (const d of [ctx.srcRoot, ctx.tmp]) mkdirSync(d, { recursive: true });
   if (!HAVE_TIME) log('WARNING: /usr/bin/time missing (apt-get install -y time): no peak RSS');
@@ -211,6 +225,10 @@ async function main() {
   const needed = new Set(opts.cases.flatMap((k) => [CASES[k].src, CASES[k].base].filter(Boolean)));
   for (const w of ['w1', 'w2', 'w3', 'w4']) {
     if (needed.has(w)) ensureWorkload(ctx.srcRoot, w, params[w], opts.seed, log);
+  }
+
+  if (opts.cases.some((k) => CASES[k].kind === 'store') && opts.tools.includes('restic')) {
+    ensureRestic(log); // apt-get install -y restic when it is missing
   }
 
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -239,12 +257,14 @@ async function main() {
     if (opts.json) writeFileSync(opts.json, text);
   };
   for (const k of opts.cases) {
-    results.cases[k] = await runCase(k, opts, ctx);
+    results.cases[k] =
+      CASES[k].kind === 'store' ? await runStoreCase(k, opts, ctx) : await runCase(k, opts, ctx);
     save();
   }
   results.meta.finishedAt = new Date().toISOString();
   save();
-  console.log(`\n${formatReport(results)}\n`);
+  const report = [formatReport(results), formatStoreReport(results)].filter(Boolean);
+  console.log(`\n${report.join('\n\n')}\n`);
   log(`results: ${outFile}${opts.json ? ` and ${opts.json}` : ''}`);
 }
 

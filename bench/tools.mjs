@@ -14,17 +14,35 @@ export const CASES = {
   'w1-noop': { kind: 'noop', src: 'w1' },
   'w4-noop': { kind: 'noop', src: 'w4' },
   'w2-w3': { kind: 'update', base: 'w2', src: 'w3' },
+  // W2 then W3 uploaded into a store over loopback (bench/store-case.mjs).
+  'store-w2-w3': { kind: 'store', base: 'w2', src: 'w3' },
 };
 
 /** All tool names, in the order they are run (rotated per run). */
-export const ALL_TOOLS = ['tongbu', 'rsync', 'rsync-delta', 'rclone', 'cp'];
+export const ALL_TOOLS = [
+  'tongbu',
+  'rsync',
+  'rsync-delta',
+  'rclone',
+  'cp',
+  'rsync-daemon',
+  'restic',
+];
+/** Tools of the store case; there `rsync` selects the rsync daemon. */
+export const STORE_TOOLS = ['tongbu', 'rsync-daemon', 'restic'];
 /** Tools that count as "best of the established tools" in ratios. */
 export const BASELINES = ['rsync', 'rsync-delta', 'rclone'];
 
 /** Which tools run in a case, given the --tools selection (rsync also selects rsync-delta). */
 export function toolsForCase(caseName, selected) {
   const kind = CASES[caseName].kind;
+  if (kind === 'store') {
+    return STORE_TOOLS.filter(
+      (t) => selected.includes(t) || (t === 'rsync-daemon' && selected.includes('rsync')),
+    );
+  }
   return ALL_TOOLS.filter((t) => {
+    if (STORE_TOOLS.includes(t) && t !== 'tongbu') return false; // store case only
     if (t === 'cp' && kind !== 'full') return false; // cp is a reference line for full copies
     if (t === 'rsync-delta') {
       return caseName === 'w2-w3' && (selected.includes('rsync') || selected.includes(t));
@@ -89,6 +107,7 @@ export function toolVersions(repoRoot) {
     node: process.version,
     rsync: firstLine('rsync', ['--version']),
     rclone: firstLine('rclone', ['version']),
+    restic: firstLine('restic', ['version']),
     cp: firstLine('cp', ['--version']),
     time: firstLine('/usr/bin/time', ['--version']),
     tongbuGitHead: firstLine('git', ['rev-parse', 'HEAD'], repoRoot),

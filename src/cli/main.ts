@@ -14,6 +14,8 @@ import { runVerify, type VerifyReport } from '../sync/verify.js';
 import { flagsOf, helpFor, parseCommandLine } from './args.js';
 import { formatBytes, formatDuration } from './format.js';
 import { createProgressBar } from './progress-bar.js';
+import { serveCommand } from './serve-command.js';
+import { gcCommand, resolveToken, storeCommand, tokenCommand } from './store-commands.js';
 
 const CLI_FLAGS = {
   json: { type: 'boolean' },
@@ -29,6 +31,15 @@ commands:
   sync SRC DST      make DST a mirror of SRC (deletes extraneous entries, guarded)
   copy SRC DST      copy new and changed entries from SRC to DST; never deletes
   verify SRC DST    compare by content; exit 0 only when both hold the same data
+  serve --data DIR [--listen HOST:PORT]   run a store node (tongbu serve --help)
+  log URL           commits of a namespace (URL: tongbu://HOST:PORT/NS[@REF])
+  diff URL@A URL@B  entries changed between two versions of a namespace
+  tag URL@REF NAME  tag a version
+  reset URL@REF     roll the namespace's main branch back (or forward) to REF
+  token create|list|revoke --data DIR [--scope PATTERN:LEVEL]   access tokens of a node
+  gc --data DIR [--keep-last N] [--keep-days D]   remove what no kept version needs
+
+SRC and DST are directories or tongbu://HOST:PORT/NAMESPACE[/PREFIX][@REF] (tongbus:// for TLS).
 
 options:
 ${helpFor(flagsOf(syncOptionsSchema))}
@@ -53,6 +64,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   let json = false;
   try {
+    if (command === 'serve') return await serveCommand(rest, version());
+    if (command === 'token') return await tokenCommand(rest);
+    if (command === 'gc') return await gcCommand(rest);
+    if (['log', 'diff', 'tag', 'reset'].includes(command)) return await storeCommand(command, rest);
     if (command !== 'sync' && command !== 'copy' && command !== 'verify') {
       throw new TongbuError('BAD_ARGUMENT', `unknown command "${command}" (try: tongbu help)`);
     }
@@ -76,8 +91,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       (line.cli['progress'] === true || process.stderr.isTTY === true);
     const bar = showProgress ? createProgressBar(process.stderr) : undefined;
     const onProgress: ProgressListener | undefined = bar ? (e) => bar.update(e) : undefined;
-    const source = openEndpoint(src, { transfers: options.transfers });
-    const destination = openEndpoint(dst, { transfers: options.transfers });
+    const token = resolveToken(options);
+    const connect = { transfers: options.transfers, ...(token !== undefined ? { token } : {}) };
+    const source = openEndpoint(src, connect);
+    const destination = openEndpoint(dst, {
+      ...connect,
+      ...(options.tag !== undefined ? { tag: options.tag } : {}),
+    });
     try {
       if (command === 'verify') {
         const report = await runVerify({
@@ -149,6 +169,14 @@ function printSummary(s: SyncSummary, json: boolean, quiet: boolean): void {
       `${f.unchanged} unchanged, ${f.dirsCreated} dirs, ${f.links} links` +
       `${s.errors.length ? `, ${s.errors.length} errors` : ''} in ${formatDuration(s.durationMs)}\n`,
   );
+  if (s.commit) {
+    const c = s.commit;
+    process.stdout.write(
+      `committed ${c.commit} (${c.entries} entries, ${formatBytes(c.uploadedBytes)} uploaded` +
+        `${c.merged ? ', merged onto a newer head' : ''}` +
+        `${c.tag !== undefined ? `, tagged ${c.tag}` : ''})\n`,
+    );
+  }
 }
 
 function printVerify(r: VerifyReport, json: boolean, quiet: boolean): void {

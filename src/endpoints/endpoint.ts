@@ -43,6 +43,22 @@ export interface EndpointCapabilities {
    * (`copyFromLocal` is defined), like rclone's server-side copy.
    */
   readonly localCopy: boolean;
+  /**
+   * Writes stay invisible until `commit` applies them all at once (a tongbu
+   * namespace); `commit` is defined.
+   */
+  readonly atomicCommit: boolean;
+}
+
+/** What a commit of an atomicCommit endpoint made. */
+export interface CommitInfo {
+  readonly commit: string;
+  readonly entries: number;
+  /** The head had moved meanwhile and the changes were merged onto it. */
+  readonly merged: boolean;
+  readonly tag?: string;
+  /** Content bytes sent this run (what the destination lacked). */
+  readonly uploadedBytes: number;
 }
 
 /** Metadata to apply to a written entry. */
@@ -115,6 +131,16 @@ export interface LocalDiff {
   readonly unchanged: number;
 }
 
+export interface ReadOptions {
+  readonly signal?: AbortSignal;
+  /**
+   * A local file that may hold an older version of the content (the
+   * destination's copy). An endpoint that reads by chunks takes the chunks
+   * it already finds there from it instead of fetching them; others ignore it.
+   */
+  readonly basis?: string;
+}
+
 export interface ListOptions {
   readonly signal?: AbortSignal;
   /**
@@ -143,7 +169,7 @@ export interface Endpoint {
   stat(key: Key): Promise<Entry | undefined>;
 
   /** The content of a file. */
-  read(key: Key, options?: { readonly signal?: AbortSignal }): AsyncIterable<Uint8Array>;
+  read(key: Key, options?: ReadOptions): AsyncIterable<Uint8Array>;
 
   /**
    * Hashes of files' content, in the order of `keys`. Reads the content
@@ -184,6 +210,13 @@ export interface Endpoint {
   flush(): Promise<void>;
 
   close(): Promise<void>;
+
+  /**
+   * With capabilities.atomicCommit: makes every write, link, directory and
+   * removal since open visible at once. Undefined when there was nothing to
+   * commit.
+   */
+  commit?(message?: string): Promise<CommitInfo | undefined>;
 
   /** With capabilities.localPath: the absolute path of the root. */
   readonly localPath?: string;

@@ -6,14 +6,27 @@
 import { TongbuError } from '../core/errors.js';
 import type { Endpoint } from './endpoint.js';
 import { FsEndpoint } from './fs/fs-endpoint.js';
+import { TongbuEndpoint } from './tongbu/tongbu-endpoint.js';
+import { isTongbuUrl } from './tongbu/tongbu-url.js';
 
 export interface OpenEndpointOptions {
   readonly transfers?: number;
+  /** Bearer token for tongbu:// endpoints. */
+  readonly token?: string;
+  /** Tag for the commit a sync into a tongbu:// endpoint makes. */
+  readonly tag?: string;
 }
 
 export function openEndpoint(spec: string, options: OpenEndpointOptions = {}): Endpoint {
   if (spec === '') throw new TongbuError('BAD_URL', 'empty endpoint: give a directory path or URL');
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(spec)?.[1]?.toLowerCase();
+  if (isTongbuUrl(spec)) {
+    return new TongbuEndpoint(spec, {
+      ...(options.token !== undefined ? { token: options.token } : {}),
+      ...(options.transfers !== undefined ? { transfers: options.transfers } : {}),
+      ...(options.tag !== undefined ? { tag: options.tag } : {}),
+    });
+  }
   if (scheme === 'file') return new FsEndpoint(new URL(spec).pathname, fsOptions(options));
   if (scheme !== undefined && scheme.length > 1) {
     throw new TongbuError('BAD_URL', `${spec}: endpoint scheme "${scheme}:" is not supported yet`, {

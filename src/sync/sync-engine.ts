@@ -161,6 +161,7 @@ async function syncWithState(
   }
   summary.removedTemps = await destination.cleanup();
   await apply(request, plan, deletes, listed.dest, state, summary, meter, fail);
+  await commitDestination(destination, summary, options.message);
   state.finishRun();
 }
 
@@ -312,6 +313,27 @@ async function apply(
     plan.replaces.length > 0 ||
     touched.size > 0;
   if (wrote) await destination.flush();
+}
+
+/**
+ * On a destination that commits atomically, one commit makes the run
+ * visible, and only a run without errors commits: a failed run leaves the
+ * old version in place (the chunks it sent are kept, so a re-run is cheap).
+ */
+async function commitDestination(
+  destination: Endpoint,
+  summary: SyncSummary,
+  message: string | undefined,
+): Promise<void> {
+  if (!destination.capabilities.atomicCommit || !destination.commit) return;
+  if (summary.errors.length > 0) {
+    summary.warnings.push(
+      `${summary.errors.length} error(s): nothing committed to ${destination.url}; re-run to finish`,
+    );
+    return;
+  }
+  const info = await destination.commit(message);
+  if (info) summary.commit = info;
 }
 
 async function guarded(

@@ -67,6 +67,13 @@ export const syncOptionsSchema = z.object({
     .string()
     .default(join(homedir(), '.tongbu', 'state.db'))
     .describe('file keeping the sync state of each source/destination pair'),
+  tag: z.string().optional().describe('tongbu:// destination: tag the commit with this name'),
+  message: z.string().optional().describe('tongbu:// destination: the commit message'),
+  token: z
+    .string()
+    .optional()
+    .describe('bearer token for tongbu:// endpoints (prefer the variable to the flag)'),
+  tokenFile: z.string().optional().describe('read the bearer token from this file'),
 });
 
 export type SyncOptionsInput = z.input<typeof syncOptionsSchema>;

@@ -1,6 +1,6 @@
 /** What a run did (or, with --dry-run, would do), for the CLI and JSON output. */
 import type { ErrorCode } from '../core/errors.js';
-import type { Entry } from '../endpoints/endpoint.js';
+import type { CommitInfo, Entry } from '../endpoints/endpoint.js';
 import type { Plan } from './planner.js';
 import type { SyncOptions } from './sync-options.js';
 
@@ -31,6 +31,8 @@ export interface SyncSummary {
   warnings: string[];
   durationMs: number;
   plan?: PlannedAction[];
+  /** The commit made on a destination that commits atomically. */
+  commit?: CommitInfo;
 }
 
 export function emptySummary(

@@ -6,9 +6,10 @@
  * visible, a source that changes while it is read is retried, and retryable
  * errors are retried with backoff.
  */
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TongbuError, toTongbuError } from '../core/errors.js';
-import type { Endpoint, Entry, WriteResult } from '../endpoints/endpoint.js';
+import type { Endpoint, Entry, ReadOptions, WriteResult } from '../endpoints/endpoint.js';
 import type { CopyAction } from './planner.js';
 
 export interface TransferResult {
@@ -118,7 +119,12 @@ async function copyOne(
   const signal = options.signal ? { signal: options.signal } : {};
   const result = await destination.write(
     { key: entry.key, size: entry.size, mtimeMs: entry.mtimeMs, mode: entry.mode },
-    checkedRead(source, entry, options.onBytes, throttle, options.signal),
+    checkedRead(source, entry, options.onBytes, throttle, {
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(destination.localPath !== undefined
+        ? { basis: join(destination.localPath, entry.key) }
+        : {}),
+    }),
     signal,
   );
   return { source: entry, result, unchanged: false };
@@ -134,9 +140,9 @@ async function* checkedRead(
   entry: Entry,
   onBytes: (bytes: number) => void,
   throttle: (bytes: number) => Promise<void>,
-  signal: AbortSignal | undefined,
+  readOptions: ReadOptions,
 ): AsyncIterable<Uint8Array> {
-  for await (const chunk of source.read(entry.key, signal ? { signal } : {})) {
+  for await (const chunk of source.read(entry.key, readOptions)) {
     await throttle(chunk.length);
     onBytes(chunk.length);
     yield chunk;

@@ -45,6 +45,7 @@ const CAPABILITIES: EndpointCapabilities = {
   nameFolding: 'none',
   localPath: true,
   localCopy: true,
+  atomicCommit: false,
 };
 
 export interface FsEndpointOptions {

@@ -63,6 +63,7 @@ describe('memory endpoint: existence', () => {
       nameFolding: 'nfc',
       localPath: false,
       localCopy: false,
+      atomicCommit: false,
     });
     expect(store().capabilities.nameFolding).toBe('none');
   });

@@ -103,6 +103,7 @@ class MemoryStore implements MemoryEndpoint {
       nameFolding: this.folding,
       localPath: false,
       localCopy: false,
+      atomicCommit: false,
     });
   }
 

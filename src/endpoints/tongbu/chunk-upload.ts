@@ -1,0 +1,141 @@
+/**
+ * Uploads one file's content as chunks: FastCDC cuts the stream, every chunk
+ * is hashed, the node is asked which of a batch of chunks it lacks, and only
+ * those are sent. Dedup, delta and resume are this one mechanism: chunks the
+ * node has (from an earlier version, another file, or an interrupted run) are
+ * never sent again.
+ */
+import { TongbuError } from '../../core/errors.js';
+import { ContentHasher, hashBytes, type ContentHash } from '../../core/hash.js';
+import { createFastCdc, type ChunkerOptions } from '../../core/fastcdc.js';
+import { encodeManifest, type ChunkRef } from '../../store/manifest.js';
+import type { ChunkFrame } from './protocol.js';
+import type { TongbuClient } from './tongbu-client.js';
+
+/** A batch asks about this many chunks at most. */
+const BATCH_CHUNKS = 512;
+/** … or holds this many bytes. */
+const BATCH_BYTES = 16 * 1024 * 1024;
+/** Batches of one file in flight at once. */
+const IN_FLIGHT = 2;
+
+export interface UploadedContent {
+  readonly hash: ContentHash;
+  readonly size: number;
+  /** The single chunk or the manifest; undefined for empty content. */
+  readonly data?: ContentHash;
+  readonly parts: number;
+  /** Bytes actually sent (chunks the node lacked). */
+  readonly sentBytes: number;
+}
+
+export interface UploadOptions {
+  readonly signal?: AbortSignal;
+  readonly onBytes?: (bytes: number) => void;
+}
+
+export async function uploadContent(
+  client: TongbuClient,
+  chunker: ChunkerOptions,
+  content: AsyncIterable<Uint8Array>,
+  options: UploadOptions = {},
+): Promise<UploadedContent> {
+  const cdc = createFastCdc(chunker);
+  const fileHash = new ContentHasher();
+  const refs: ChunkRef[] = [];
+  const batcher = new Batcher(client);
+  let carry: Buffer = Buffer.alloc(0);
+  let carryStart = 0;
+
+  const take = async (bounds: readonly { offset: number; length: number }[]): Promise<void> => {
+    for (const b of bounds) {
+      const at = b.offset - carryStart;
+      const bytes = carry.subarray(at, at + b.length);
+      const hash = hashBytes(bytes);
+      refs.push({ hash, size: b.length });
+      await batcher.add({ hash, bytes });
+    }
+    const last = bounds[bounds.length - 1];
+    if (last) {
+      const consumed = last.offset + last.length - carryStart;
+      carry = carry.subarray(consumed);
+      carryStart += consumed;
+    }
+  };
+
+  for await (const piece of content) {
+    options.signal?.throwIfAborted();
+    fileHash.update(piece);
+    carry = carry.length === 0 ? Buffer.from(piece) : Buffer.concat([carry, piece]);
+    await take(cdc.push(piece));
+    options.onBytes?.(piece.length);
+  }
+  await take(cdc.finish());
+  const hash = fileHash.digest();
+  const size = fileHash.bytes;
+
+  let data: ContentHash | undefined;
+  if (refs.length === 1) data = refs[0]!.hash;
+  else if (refs.length > 1) {
+    const manifest = encodeManifest(refs);
+    data = hashBytes(manifest);
+    await batcher.add({ hash: data, bytes: manifest });
+  }
+  await batcher.drain();
+  return {
+    hash,
+    size,
+    ...(data ? { data } : {}),
+    parts: refs.length,
+    sentBytes: batcher.sentBytes,
+  };
+}
+
+/** Groups chunks, asks which are missing, sends those; a few batches in flight. */
+class Batcher {
+  private readonly client: TongbuClient;
+  private frames: ChunkFrame[] = [];
+  private bytes = 0;
+  private readonly inFlight: Promise<void>[] = [];
+  sentBytes = 0;
+
+  constructor(client: TongbuClient) {
+    this.client = client;
+  }
+
+  async add(frame: ChunkFrame): Promise<void> {
+    this.frames.push(frame);
+    this.bytes += frame.bytes.length;
+    if (this.frames.length >= BATCH_CHUNKS || this.bytes >= BATCH_BYTES) await this.flush();
+  }
+
+  async drain(): Promise<void> {
+    await this.flush();
+    await Promise.all(this.inFlight.splice(0));
+  }
+
+  private async flush(): Promise<void> {
+    if (this.frames.length === 0) return;
+    const frames = this.frames;
+    this.frames = [];
+    this.bytes = 0;
+    if (this.inFlight.length >= IN_FLIGHT) await this.inFlight.shift();
+    const send = this.send(frames);
+    // A failure surfaces at the next flush or drain; keep it from going unhandled meanwhile.
+    send.catch(() => undefined);
+    this.inFlight.push(send);
+  }
+
+  private async send(frames: readonly ChunkFrame[]): Promise<void> {
+    const missing = await this.client.missing([...new Set(frames.map((f) => f.hash))]);
+    const wanted: ChunkFrame[] = [];
+    for (const f of frames) {
+      if (!missing.delete(f.hash)) continue;
+      wanted.push(f);
+      this.sentBytes += f.bytes.length;
+    }
+    if (missing.size > 0)
+      throw new TongbuError('INTERNAL', 'node reported chunks it was not asked about');
+    await this.client.putChunks(wanted);
+  }
+}
