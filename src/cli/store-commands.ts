@@ -182,6 +182,7 @@ export async function tokenCommand(argv: readonly string[]): Promise<number> {
       'usage: tongbu token create|list|revoke ID --data DIR [--scope S]',
     );
   } finally {
+    data.store.chunks.close();
     await data.store.catalog.close();
   }
 }
@@ -221,6 +222,7 @@ export async function gcCommand(argv: readonly string[]): Promise<number> {
       );
     return 0;
   } finally {
+    data.store.chunks.close();
     await data.store.catalog.close();
   }
 }

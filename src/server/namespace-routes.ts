@@ -7,7 +7,7 @@ import { TongbuError } from '../core/errors.js';
 import { isContentHash, type ContentHash } from '../core/hash.js';
 import { validateKey } from '../core/key.js';
 import { MAX_JSON_BYTES } from '../endpoints/tongbu/protocol.js';
-import { validateNamespace, validateRefName } from '../store/commit.js';
+import { validateNamespace, validateRefName, type Commit } from '../store/commit.js';
 import { decodeManifest, type ChunkRef } from '../store/manifest.js';
 import { iterateTree } from '../store/prolly-tree.js';
 import type { EntryChange, Store } from '../store/store.js';
@@ -84,7 +84,12 @@ export async function handleNamespace(store: Store, r: NamespaceRequest): Promis
     const commits = [];
     let next: ContentHash | undefined = await store.resolve(ns, ref);
     while (next && commits.length < limit) {
-      const c = await store.readCommit(next);
+      // Older history may have been removed by a gc: the log ends there.
+      const c: Commit | undefined =
+        commits.length === 0
+          ? await store.readCommit(next)
+          : await store.readCommit(next).catch(() => undefined);
+      if (!c) break;
       commits.push({ hash: next, ...c });
       next = c.parents[0];
     }

@@ -1,10 +1,10 @@
 /**
- * A node's data directory: `chunks/` (the chunk store), `catalog.db` (the
+ * A node's data directory: `packs/` (the chunk store: pack files and their index), `catalog.db` (the
  * SQLite catalog) and `admin.token` (written once, mode 0600, on first start).
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { FileChunkStore } from '../store/file-chunk-store.js';
+import { PackChunkStore } from '../store/pack-chunk-store.js';
 import { SqliteCatalog } from '../store/sqlite-catalog.js';
 import { Store } from '../store/store.js';
 import { createToken } from './auth.js';
@@ -25,7 +25,7 @@ export async function openNodeData(
   options: { bootstrap: boolean },
 ): Promise<NodeData> {
   const root = resolve(dir);
-  const chunks = FileChunkStore.open(root);
+  const chunks = PackChunkStore.open(root);
   const catalog = SqliteCatalog.open(catalogPath(root));
   const store = new Store(chunks, catalog);
   const tokenFile = join(root, 'admin.token');

@@ -114,6 +114,7 @@ export class StoreServer {
     setTimeout(() => server.closeAllConnections(), 5_000).unref();
     await closed;
     await this.options.store.chunks.sync();
+    this.options.store.chunks.close();
     await this.options.store.catalog.close();
     rmSync(join(this.options.dataDir, 'running'), { force: true });
   }
@@ -130,14 +131,18 @@ export class StoreServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let route = 'unknown';
+    const socket = req.socket;
     const done = (status: number): void => {
       this.countRequest({ route, status: String(status) });
-      this.countSocket(req.socket);
+      this.countSocket(socket);
     };
     res.once('finish', () => done(res.statusCode));
     try {
-      const url = new URL(req.url ?? '/', 'http://node');
-      const parts = url.pathname.split('/').slice(1);
+      const raw = req.url ?? '/';
+      const url = new URL(raw, 'http://node');
+      // Segments as sent: URL parsing would resolve `..` before the key check sees it.
+      const query = raw.indexOf('?');
+      const parts = (query < 0 ? raw : raw.slice(0, query)).split('/').slice(1);
       if (url.pathname === `${API_PREFIX}/health`) {
         route = 'health';
         const health: HealthResponse = {

@@ -43,9 +43,15 @@ export interface ChunkStore extends ObjectStore {
   sync(): Promise<void>;
   /** Every stored object, for gc and recovery. */
   entries(): Iterable<StoredObject>;
-  remove(hash: ContentHash): void;
+  /**
+   * Removes an object; with `untouchedSince`, only when it was not written
+   * or touched since then (checked and done atomically where the store can).
+   */
+  remove(hash: ContentHash, untouchedSince?: number): void;
   stats(): ChunkStoreStats;
   /** After an unclean stop: re-hashes what was written since the last sync, drops what is damaged. */
   recover(): { checked: number; removed: ContentHash[] };
   close(): void;
+  /** Reclaims the space of removed objects (pack stores rewrite sparse packs). */
+  compact?(): Promise<{ readonly bytesReclaimed: number }>;
 }

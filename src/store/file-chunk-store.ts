@@ -179,8 +179,13 @@ export class FileChunkStore implements ChunkStore {
     }
   }
 
-  remove(hash: ContentHash): void {
-    fs.rmSync(this.path(hash), { force: true });
+  remove(hash: ContentHash, untouchedSince?: number): void {
+    const path = this.path(hash);
+    if (untouchedSince !== undefined) {
+      const st = fs.statSync(path, { throwIfNoEntry: false });
+      if (!st || st.mtimeMs >= untouchedSince) return;
+    }
+    fs.rmSync(path, { force: true });
   }
 
   stats(): ChunkStoreStats {

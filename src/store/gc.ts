@@ -29,6 +29,8 @@ export interface GcReport {
   readonly objectsRemoved: number;
   readonly bytesRemoved: number;
   readonly objectsInGrace: number;
+  /** Disk space given back (pack stores reclaim space by compacting). */
+  readonly bytesReclaimed: number;
 }
 
 export async function collectGarbage(
@@ -68,11 +70,13 @@ export async function collectGarbage(
       inGrace++;
       continue;
     }
-    if (!rule.dryRun) store.chunks.remove(e.hash);
+    if (!rule.dryRun) store.chunks.remove(e.hash, now - rule.graceMs);
     removed++;
     bytes += e.size;
   }
+  const reclaimed = !rule.dryRun && store.chunks.compact ? await store.chunks.compact() : undefined;
   return {
+    bytesReclaimed: reclaimed?.bytesReclaimed ?? 0,
     commitsKept: commits.size,
     objectsKept: marked.size,
     objectsRemoved: removed,

@@ -248,6 +248,7 @@ export class Store {
         if (this.chunks.missing([e.data]).length > 0) throw missing(e.data);
         continue;
       }
+      if (this.chunks.missing([e.data]).length > 0) throw missing(e.data);
       const manifest = decodeManifest(await this.chunks.get(e.data));
       const total = manifest.reduce((n, m) => n + m.size, 0);
       if (manifest.length !== e.parts || total !== e.size) {

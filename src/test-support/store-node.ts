@@ -2,9 +2,10 @@
  * Store nodes for end-to-end tests: `tongbu serve` in a real process on a
  * free loopback port, with its admin token, raw HTTP requests against it
  * (no URL normalization, so `..` reaches the server as sent), its metrics,
- * and a count of the objects in its data directory. Every node started here
+ * and the bytes of object data in its data directory. Every node started here
  * is tracked and ended by PID in {@link stopAllNodes}.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -95,7 +96,8 @@ export async function startStoreNode(options: StoreNodeOptions = {}): Promise<St
   };
   const kill = async (signal: NodeJS.Signals): Promise<CliResult> => {
     const p = current();
-    if (p.child.exitCode === null && p.child.signalCode === null) process.kill(p.child.pid!, signal);
+    if (p.child.exitCode === null && p.child.signalCode === null)
+      process.kill(p.child.pid!, signal);
     const result = await p.done;
     running.delete(p);
     return result;
@@ -259,9 +261,15 @@ export async function metric(node: StoreNode, name: string): Promise<number> {
   return total;
 }
 
-/** Number and bytes of the objects in a node's chunk store (DATA/chunks). */
-export function storedObjects(dataDir: string): { objects: number; bytes: number } {
-  let objects = 0;
+/** Files of a data directory that hold no object data: catalogs, indexes, markers, temp files. */
+const NOT_OBJECT_DATA = /(\.db(-wal|-shm|-journal)?|^admin\.token|^running|^synced-at)$/;
+
+/**
+ * Bytes of object data in a node's data directory, whatever its layout (one
+ * file per chunk, or pack files): every file but catalogs, indexes, markers
+ * and temp files. Any object written makes it grow.
+ */
+export function storedBytes(dataDir: string): number {
   let bytes = 0;
   const walk = (dir: string): void => {
     let names: fs.Dirent[];
@@ -272,16 +280,42 @@ export function storedObjects(dataDir: string): { objects: number; bytes: number
     }
     for (const d of names) {
       const p = path.join(dir, d.name);
-      if (d.isDirectory()) walk(p);
-      else {
-        const st = fs.statSync(p, { throwIfNoEntry: false });
-        if (st) {
-          objects++;
-          bytes += st.size;
-        }
+      if (d.isDirectory()) {
+        if (d.name !== 'tmp') walk(p);
+      } else if (!NOT_OBJECT_DATA.test(d.name)) {
+        bytes += fs.statSync(p, { throwIfNoEntry: false })?.size ?? 0;
       }
     }
   };
-  walk(path.join(dataDir, 'chunks'));
-  return { objects, bytes };
+  walk(dataDir);
+  return bytes;
+}
+
+/** `sha256:<hex>` of bytes: the address of a chunk. */
+export function chunkAddress(bytes: Uint8Array): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+/** Stores one chunk with PUT /v1/chunks/<hash>; returns its address. */
+export async function putChunk(node: StoreNode, bytes: Buffer): Promise<string> {
+  const hash = chunkAddress(bytes);
+  const r = await httpCall(node, `/v1/chunks/${hash}`, { method: 'PUT', body: bytes });
+  if (r.status !== 200) throw new Error(`PUT chunk: ${r.status} ${r.body.toString()}`);
+  return hash;
+}
+
+/** The stored entry of a file whose content is one chunk (see stored-entry.ts). */
+export function fileEntry(
+  bytes: Uint8Array,
+  meta: { mtimeMs?: number; mode?: number } = {},
+): Record<string, unknown> {
+  const hash = chunkAddress(bytes);
+  return {
+    kind: 'file',
+    size: bytes.length,
+    mtimeMs: meta.mtimeMs ?? 1_600_000_000_000,
+    mode: meta.mode ?? 0o644,
+    hash,
+    ...(bytes.length > 0 ? { data: hash, parts: 1 } : { parts: 0 }),
+  };
 }
