@@ -5,7 +5,8 @@
  * reads are verified. Durability is batched: `sync()` makes every write so
  * far durable, and a commit calls it before it moves a ref.
  */
-import type { ContentHash } from '../core/hash.js';
+import { TongbuError } from '../core/errors.js';
+import { hashBytes, type ContentHash } from '../core/hash.js';
 import type { ObjectStore } from './object-store.js';
 
 /** The largest chunk or object accepted: larger content is split by the client. */
@@ -54,4 +55,22 @@ export interface ChunkStore extends ObjectStore {
   close(): void;
   /** Reclaims the space of removed objects (pack stores rewrite sparse packs). */
   compact?(): Promise<{ readonly bytesReclaimed: number }>;
+}
+
+/** The hash of bytes that may be stored: TOO_LARGE, or HASH_MISMATCH against `expected`. */
+export function checkObjectBytes(bytes: Uint8Array, expected?: ContentHash): ContentHash {
+  if (bytes.length > MAX_OBJECT_BYTES) {
+    throw new TongbuError(
+      'TOO_LARGE',
+      `chunk of ${bytes.length} bytes exceeds ${MAX_OBJECT_BYTES}`,
+    );
+  }
+  const hash = hashBytes(bytes);
+  if (expected !== undefined && hash !== expected) {
+    throw new TongbuError('HASH_MISMATCH', `chunk bytes hash to ${hash}, not ${expected}`, {
+      data: { expected, actual: hash },
+      retryable: false,
+    });
+  }
+  return hash;
 }

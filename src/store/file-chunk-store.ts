@@ -19,7 +19,7 @@ import { promisify } from 'node:util';
 import { fromSystemError, TongbuError } from '../core/errors.js';
 import { hashBytes, parseHash, type ContentHash } from '../core/hash.js';
 import {
-  MAX_OBJECT_BYTES,
+  checkObjectBytes,
   type ChunkStore,
   type ChunkStoreStats,
   type StoredObject,
@@ -59,7 +59,7 @@ export class FileChunkStore implements ChunkStore {
   }
 
   get(hash: ContentHash): Promise<Uint8Array> {
-    return Promise.resolve(this.getSync(hash));
+    return new Promise((resolve) => resolve(this.getSync(hash)));
   }
 
   /** Reads and verifies one object; NOT_FOUND, or HASH_MISMATCH on a damaged copy. */
@@ -89,7 +89,7 @@ export class FileChunkStore implements ChunkStore {
   }
 
   put(bytes: Uint8Array, expected?: ContentHash): Promise<ContentHash> {
-    return Promise.resolve(this.putSync(bytes, expected));
+    return new Promise((resolve) => resolve(this.putSync(bytes, expected)));
   }
 
   /** Stores bytes under their hash after checking it; a present chunk is only touched. */
@@ -101,20 +101,7 @@ export class FileChunkStore implements ChunkStore {
 
   /** The hash of bytes that may be stored: TOO_LARGE, or HASH_MISMATCH against `expected`. */
   checkBytes(bytes: Uint8Array, expected?: ContentHash): ContentHash {
-    if (bytes.length > MAX_OBJECT_BYTES) {
-      throw new TongbuError(
-        'TOO_LARGE',
-        `chunk of ${bytes.length} bytes exceeds ${MAX_OBJECT_BYTES}`,
-      );
-    }
-    const hash = hashBytes(bytes);
-    if (expected !== undefined && hash !== expected) {
-      throw new TongbuError('HASH_MISMATCH', `chunk bytes hash to ${hash}, not ${expected}`, {
-        data: { expected, actual: hash },
-        retryable: false,
-      });
-    }
-    return hash;
+    return checkObjectBytes(bytes, expected);
   }
 
   /** Writes bytes that `checkBytes` found to hash to `hash`. */

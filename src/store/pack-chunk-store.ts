@@ -31,6 +31,7 @@ import Database from 'better-sqlite3';
 import { fromSystemError, isTongbuError, toTongbuError, TongbuError } from '../core/errors.js';
 import { hashBytes, parseHash, type ContentHash } from '../core/hash.js';
 import {
+  checkObjectBytes,
   MAX_OBJECT_BYTES,
   type ChunkStore,
   type ChunkStoreStats,
@@ -201,20 +202,7 @@ export class PackChunkStore implements ChunkStore {
 
   /** The hash of bytes that may be stored: TOO_LARGE, or HASH_MISMATCH against `expected`. */
   checkBytes(bytes: Uint8Array, expected?: ContentHash): ContentHash {
-    if (bytes.length > MAX_OBJECT_BYTES) {
-      throw new TongbuError(
-        'TOO_LARGE',
-        `chunk of ${bytes.length} bytes exceeds ${MAX_OBJECT_BYTES}`,
-      );
-    }
-    const hash = hashBytes(bytes);
-    if (expected !== undefined && hash !== expected) {
-      throw new TongbuError('HASH_MISMATCH', `chunk bytes hash to ${hash}, not ${expected}`, {
-        data: { expected, actual: hash },
-        retryable: false,
-      });
-    }
-    return hash;
+    return checkObjectBytes(bytes, expected);
   }
 
   /** Appends bytes that `checkBytes` found to hash to `hash`; a present chunk is only touched. */

@@ -5,11 +5,12 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { TongbuError } from '../../core/errors.js';
-import { createFastCdc, type ChunkerOptions } from '../../core/fastcdc.js';
+import type { ChunkerOptions } from '../../core/fastcdc.js';
 import { hashBytes, type ContentHash } from '../../core/hash.js';
 import { decodeManifest, type ChunkRef } from '../../store/manifest.js';
 import type { StoredEntry } from '../../store/stored-entry.js';
 import type { ReadOptions } from '../endpoint.js';
+import { createChunkCutter, type CutChunk } from './chunk-cutter.js';
 import type { TongbuClient } from './tongbu-client.js';
 
 const FETCH_BYTES = 8 * 1024 * 1024;
@@ -125,34 +126,22 @@ async function indexBasis(path: string, chunker: ChunkerOptions): Promise<BasisI
     return undefined;
   }
   const where = new Map<ContentHash, { offset: number; length: number }>();
-  const cdc = createFastCdc(chunker);
-  let carry = Buffer.alloc(0);
-  let carryStart = 0;
-  const note = (bounds: readonly { offset: number; length: number }[]): void => {
-    for (const b of bounds) {
-      const at = b.offset - carryStart;
-      where.set(hashBytes(carry.subarray(at, at + b.length)), b);
-    }
-    const last = bounds[bounds.length - 1];
-    if (last) {
-      const consumed = last.offset + last.length - carryStart;
-      carry = carry.subarray(consumed);
-      carryStart += consumed;
-    }
+  const cutter = createChunkCutter(chunker);
+  const note = (chunks: readonly CutChunk[]): void => {
+    for (const c of chunks)
+      where.set(hashBytes(c.bytes), { offset: c.offset, length: c.bytes.length });
   };
   try {
     const block = Buffer.allocUnsafe(BASIS_BLOCK);
     for (let pos = 0; ;) {
       const n = readSync(fd, block, 0, BASIS_BLOCK, pos);
       if (n === 0) break;
-      const piece = block.subarray(0, n);
-      carry = carry.length === 0 ? Buffer.from(piece) : Buffer.concat([carry, piece]);
-      note(cdc.push(piece));
+      note(cutter.push(block.subarray(0, n)));
       pos += n;
       // Let other transfers run between blocks.
       await Promise.resolve();
     }
-    note(cdc.finish());
+    note(cutter.finish());
   } catch {
     closeSync(fd);
     return undefined;

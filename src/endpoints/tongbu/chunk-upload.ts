@@ -7,8 +7,9 @@
  */
 import { TongbuError } from '../../core/errors.js';
 import { ContentHasher, hashBytes, type ContentHash } from '../../core/hash.js';
-import { createFastCdc, type ChunkerOptions } from '../../core/fastcdc.js';
+import type { ChunkerOptions } from '../../core/fastcdc.js';
 import { encodeManifest, type ChunkRef } from '../../store/manifest.js';
+import { createChunkCutter, type CutChunk } from './chunk-cutter.js';
 import type { ChunkFrame } from './protocol.js';
 import type { TongbuClient } from './tongbu-client.js';
 
@@ -40,37 +41,25 @@ export async function uploadContent(
   content: AsyncIterable<Uint8Array>,
   options: UploadOptions = {},
 ): Promise<UploadedContent> {
-  const cdc = createFastCdc(chunker);
+  const cutter = createChunkCutter(chunker);
   const fileHash = new ContentHasher();
   const refs: ChunkRef[] = [];
   const batcher = new Batcher(client);
-  let carry: Buffer = Buffer.alloc(0);
-  let carryStart = 0;
-
-  const take = async (bounds: readonly { offset: number; length: number }[]): Promise<void> => {
-    for (const b of bounds) {
-      const at = b.offset - carryStart;
-      const bytes = carry.subarray(at, at + b.length);
-      const hash = hashBytes(bytes);
-      refs.push({ hash, size: b.length });
-      await batcher.add({ hash, bytes });
-    }
-    const last = bounds[bounds.length - 1];
-    if (last) {
-      const consumed = last.offset + last.length - carryStart;
-      carry = carry.subarray(consumed);
-      carryStart += consumed;
+  const take = async (chunks: readonly CutChunk[]): Promise<void> => {
+    for (const c of chunks) {
+      const hash = hashBytes(c.bytes);
+      refs.push({ hash, size: c.bytes.length });
+      await batcher.add({ hash, bytes: c.bytes });
     }
   };
 
   for await (const piece of content) {
     options.signal?.throwIfAborted();
     fileHash.update(piece);
-    carry = carry.length === 0 ? Buffer.from(piece) : Buffer.concat([carry, piece]);
-    await take(cdc.push(piece));
+    await take(cutter.push(piece));
     options.onBytes?.(piece.length);
   }
-  await take(cdc.finish());
+  await take(cutter.finish());
   const hash = fileHash.digest();
   const size = fileHash.bytes;
 
