@@ -33,23 +33,41 @@ import {
   formatStoreReport,
   runStoreCase,
 } from './store-case.mjs';
+import {
+  DEFAULT_MYSQL_URL,
+  DEFAULT_PG_URL,
+  TABLE_CASE,
+  TABLE_TOOLS,
+  ensurePgloader,
+  formatTableReport,
+  runTableCase,
+} from './table-case.mjs';
 
 const REPO = dirname(dirname(fileURLToPath(import.meta.url)));
+/** The file cases of tools.mjs, then the table case (bench/table-case.mjs). */
+const CASE_NAMES = [...Object.keys(CASES), TABLE_CASE];
+const TOOL_NAMES = [...ALL_TOOLS, ...TABLE_TOOLS.filter((t) => !ALL_TOOLS.includes(t))];
 const HELP = `usage: node bench/run.mjs [options]
-  --cases LIST       comma-separated, default all: ${Object.keys(CASES).join(',')}
-  --tools LIST       comma-separated, default all: tongbu,rsync,rclone,cp,restic
+  --cases LIST       comma-separated, default all: ${CASE_NAMES.join(',')}
+  --tools LIST       comma-separated, default all: tongbu,rsync,rclone,cp,restic,pgloader
                      (rsync also runs rsync-delta = rsync --no-whole-file in w2-w3; cp only in *-full;
-                     in store-w2-w3 the tools are tongbu, rsync (= rsync-daemon) and restic)
+                     in store-w2-w3 the tools are tongbu, rsync (= rsync-daemon) and restic;
+                     in table, pgloader and tongbu: without tongbu only pgloader's full copies run)
   --runs N           timed runs per case and tool (default 3)
   --dir DIR          work dir for workloads, destinations, state, results (default .bench/)
   --quick            scaled-down workloads for a smoke test (kept in DIR/quick/)
   --json FILE        also write the full results to FILE
   --tongbu-cmd CMD   tongbu command template (default "${DEFAULT_TONGBU}");
                      without {src}, "SRC DST" is appended ("SRC/ DST/" for an rsync command)
-  --tongbu-bin CMD   the tongbu CLI for serve and sync in store-w2-w3
-                     (default "${DEFAULT_TONGBU_BIN}"; --tongbu-cmd does not apply there)
+  --tongbu-bin CMD   the tongbu CLI for serve and sync in store-w2-w3, and for sync and verify
+                     in table (default "${DEFAULT_TONGBU_BIN}"; --tongbu-cmd does not apply there)
+  --pg-url URL       table: PostgreSQL database, no ?table= (default ${DEFAULT_PG_URL})
+  --mysql-url URL    table: MariaDB/MySQL database, no ?table= (default ${DEFAULT_MYSQL_URL})
+  --table-rows N     table: rows of the SQLite source (default 1000000; --quick 100000)
+  --verify-rows N    table: rows of the verify tables (default 10000000; --quick 1000000)
   --verify MODE      after each timed run: tree (paths, sizes, mtimes; default), content, none
-                     (w2-w3 and store-w2-w3 always compare content unless none)
+                     (w2-w3 and store-w2-w3 always compare content unless none;
+                     table compares row aggregates with the source unless none)
   --timeout SEC      kill a tool run after SEC seconds (default 3600)
   --seed S           workload seed (default 1)`;
 
@@ -64,6 +82,10 @@ function parseCli() {
       json: { type: 'string' },
       'tongbu-cmd': { type: 'string' },
       'tongbu-bin': { type: 'string' },
+      'pg-url': { type: 'string' },
+      'mysql-url': { type: 'string' },
+      'table-rows': { type: 'string' },
+      'verify-rows': { type: 'string' },
       verify: { type: 'string', default: 'tree' },
       timeout: { type: 'string', default: '3600' },
       seed: { type: 'string', default: '1' },
@@ -89,15 +111,25 @@ function parseCli() {
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
   if (!['tree', 'content', 'none'].includes(values.verify)) throw new Error('bad --verify');
+  const count = (s, what) => {
+    if (s == null) return null;
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${what} must be a positive integer`);
+    return n;
+  };
   return {
-    cases: list(values.cases, Object.keys(CASES), 'case'),
-    tools: list(values.tools, ALL_TOOLS, 'tool'),
+    cases: list(values.cases, CASE_NAMES, 'case'),
+    tools: list(values.tools, TOOL_NAMES, 'tool'),
     runs,
     dir: resolve(values.dir ?? join(REPO, '.bench')),
     quick: values.quick,
     json: values.json ? resolve(values.json) : null,
     tongbuCmd: values['tongbu-cmd'] ?? null,
     tongbuBin: values['tongbu-bin'] ?? null,
+    pgUrl: values['pg-url'] ?? null,
+    mysqlUrl: values['mysql-url'] ?? null,
+    tableRows: count(values['table-rows'], '--table-rows'),
+    verifyRows: count(values['verify-rows'], '--verify-rows'),
     verify: values.verify,
     timeoutSec: Number(values.timeout),
     seed: values.seed,
@@ -222,13 +254,18 @@ async function main() {
   log(`tongbu command: ${ctx.template.join(' ')}`);
 
   const params = workloadParams(opts.quick);
-  const needed = new Set(opts.cases.flatMap((k) => [CASES[k].src, CASES[k].base].filter(Boolean)));
+  const needed = new Set(
+    opts.cases.flatMap((k) => [CASES[k]?.src, CASES[k]?.base].filter(Boolean)),
+  );
   for (const w of ['w1', 'w2', 'w3', 'w4']) {
     if (needed.has(w)) ensureWorkload(ctx.srcRoot, w, params[w], opts.seed, log);
   }
 
-  if (opts.cases.some((k) => CASES[k].kind === 'store') && opts.tools.includes('restic')) {
+  if (opts.cases.some((k) => CASES[k]?.kind === 'store') && opts.tools.includes('restic')) {
     ensureRestic(log); // apt-get install -y restic when it is missing
+  }
+  if (opts.cases.includes(TABLE_CASE) && opts.tools.includes('pgloader')) {
+    ensurePgloader(log); // apt-get install -y pgloader when it is missing
   }
 
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -258,12 +295,24 @@ async function main() {
   };
   for (const k of opts.cases) {
     results.cases[k] =
-      CASES[k].kind === 'store' ? await runStoreCase(k, opts, ctx) : await runCase(k, opts, ctx);
+      k === TABLE_CASE
+        ? await runTableCase(k, opts, ctx)
+        : CASES[k].kind === 'store'
+          ? await runStoreCase(k, opts, ctx)
+          : await runCase(k, opts, ctx);
     save();
   }
   results.meta.finishedAt = new Date().toISOString();
   save();
-  const report = [formatReport(results), formatStoreReport(results)].filter(Boolean);
+  // formatReport knows the file cases only: the table case has its own table.
+  const fileCases = Object.fromEntries(
+    Object.entries(results.cases).filter(([, c]) => c.kind !== 'table'),
+  );
+  const report = [
+    formatReport({ ...results, cases: fileCases }),
+    formatStoreReport(results),
+    formatTableReport(results),
+  ].filter(Boolean);
   console.log(`\n${report.join('\n\n')}\n`);
   log(`results: ${outFile}${opts.json ? ` and ${opts.json}` : ''}`);
 }

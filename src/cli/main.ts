@@ -16,6 +16,7 @@ import { formatBytes, formatDuration } from './format.js';
 import { createProgressBar } from './progress-bar.js';
 import { serveCommand } from './serve-command.js';
 import { gcCommand, resolveToken, storeCommand, tokenCommand } from './store-commands.js';
+import { involvesTable, tableCommand } from './table-commands.js';
 
 const CLI_FLAGS = {
   json: { type: 'boolean' },
@@ -31,6 +32,7 @@ commands:
   sync SRC DST      make DST a mirror of SRC (deletes extraneous entries, guarded)
   copy SRC DST      copy new and changed entries from SRC to DST; never deletes
   verify SRC DST    compare by content; exit 0 only when both hold the same data
+  bisync A B        tables: two-way sync against the last synced state (--conflict POLICY)
   serve --data DIR [--listen HOST:PORT]   run a store node (tongbu serve --help)
   log URL           commits of a namespace (URL: tongbu://HOST:PORT/NS[@REF])
   diff URL@A URL@B  entries changed between two versions of a namespace
@@ -39,7 +41,9 @@ commands:
   token create|list|revoke --data DIR [--scope PATTERN:LEVEL]   access tokens of a node
   gc --data DIR [--keep-last N] [--keep-days D]   remove what no kept version needs
 
-SRC and DST are directories or tongbu://HOST:PORT/NAMESPACE[/PREFIX][@REF] (tongbus:// for TLS).
+SRC and DST are directories, tongbu://HOST:PORT/NAMESPACE[/PREFIX][@REF] (tongbus:// for TLS),
+or tables: 'sqlite:FILE?table=T', 'postgres://USER@HOST/DB?table=[SCHEMA.]T',
+'mysql://USER@HOST/DB?table=T' (also key=COL[,COL] and where=SQL).
 
 options:
 ${helpFor(flagsOf(syncOptionsSchema))}
@@ -68,7 +72,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (command === 'token') return await tokenCommand(rest);
     if (command === 'gc') return await gcCommand(rest);
     if (['log', 'diff', 'tag', 'reset'].includes(command)) return await storeCommand(command, rest);
-    if (command !== 'sync' && command !== 'copy' && command !== 'verify') {
+    if (command !== 'sync' && command !== 'copy' && command !== 'verify' && command !== 'bisync') {
       throw new TongbuError('BAD_ARGUMENT', `unknown command "${command}" (try: tongbu help)`);
     }
     const line = parseCommandLine(rest, flagsOf(syncOptionsSchema), CLI_FLAGS);
@@ -91,6 +95,24 @@ export async function main(argv: readonly string[]): Promise<number> {
       (line.cli['progress'] === true || process.stderr.isTTY === true);
     const bar = showProgress ? createProgressBar(process.stderr) : undefined;
     const onProgress: ProgressListener | undefined = bar ? (e) => bar.update(e) : undefined;
+    if (involvesTable(src, dst) || command === 'bisync') {
+      if (command === 'bisync' && !involvesTable(src, dst)) {
+        throw new TongbuError(
+          'BAD_ARGUMENT',
+          'bisync works on two tables for now (sqlite:, postgres://, mysql://)',
+        );
+      }
+      return await tableCommand({
+        command,
+        src,
+        dst,
+        options,
+        json,
+        quiet: line.cli['quiet'] === true,
+        signal: controller.signal,
+        ...(onProgress ? { onProgress } : {}),
+      });
+    }
     const token = resolveToken(options);
     const connect = { transfers: options.transfers, ...(token !== undefined ? { token } : {}) };
     const source = openEndpoint(src, connect);

@@ -29,6 +29,8 @@ export const ERROR_TABLE = {
   ABORTED: { exit: 130, http: 499, retryable: false },
   DIFFERENT: { exit: 1, http: 409, retryable: false },
   PARTIAL: { exit: 9, http: 500, retryable: false },
+  SCHEMA_MISMATCH: { exit: 3, http: 409, retryable: false },
+  CONNECTION_FAILED: { exit: 8, http: 503, retryable: true },
   INTERNAL: { exit: 70, http: 500, retryable: false },
 } as const satisfies Record<string, { exit: number; http: number; retryable: boolean }>;
 

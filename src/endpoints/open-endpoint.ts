@@ -8,6 +8,8 @@ import type { Endpoint } from './endpoint.js';
 import { FsEndpoint } from './fs/fs-endpoint.js';
 import { TongbuEndpoint } from './tongbu/tongbu-endpoint.js';
 import { isTongbuUrl } from './tongbu/tongbu-url.js';
+import { TableSnapshotEndpoint } from './table/table-snapshot-endpoint.js';
+import { isTableUrl } from './table/table-url.js';
 
 export interface OpenEndpointOptions {
   readonly transfers?: number;
@@ -27,6 +29,8 @@ export function openEndpoint(spec: string, options: OpenEndpointOptions = {}): E
       ...(options.tag !== undefined ? { tag: options.tag } : {}),
     });
   }
+  // A table beside a directory or a tongbu:// store: its rows as files.
+  if (isTableUrl(spec)) return new TableSnapshotEndpoint(spec);
   if (scheme === 'file') return new FsEndpoint(new URL(spec).pathname, fsOptions(options));
   if (scheme !== undefined && scheme.length > 1) {
     throw new TongbuError('BAD_URL', `${spec}: endpoint scheme "${scheme}:" is not supported yet`, {

@@ -74,6 +74,20 @@ export const syncOptionsSchema = z.object({
     .optional()
     .describe('bearer token for tongbu:// endpoints (prefer the variable to the flag)'),
   tokenFile: z.string().optional().describe('read the bearer token from this file'),
+  cursor: z
+    .string()
+    .optional()
+    .describe('tables: incremental by this column (e.g. updated_at): rows >= the last value seen'),
+  conflict: z
+    .enum(['newer', 'source', 'target', 'keep-both', 'fail'])
+    .default('newer')
+    .describe('bisync: who wins a row changed on both sides'),
+  newerColumn: z
+    .string()
+    .optional()
+    .describe(
+      'bisync --conflict newer: the timestamp column to compare (default: updated_at if present)',
+    ),
 });
 
 export type SyncOptionsInput = z.input<typeof syncOptionsSchema>;
