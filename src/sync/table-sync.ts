@@ -265,6 +265,10 @@ async function cursorSync(
   const pick = projection(srcSchema, schema.columns);
   const idx = keyIndexes(schema);
   meter.start('scan');
+  // The destination counts its key set while the source is read.
+  const fingerprint = keyFingerprint(req);
+  const destWhole = fingerprint.dest([WHOLE]);
+  destWhole.catch(() => undefined);
   const changed: Row[] = [];
   for await (const batch of req.source.scan({ since: { column, value: from }, batchRows: BATCH })) {
     for (const r of batch) changed.push(pick(r));
@@ -274,8 +278,8 @@ async function cursorSync(
   // Which of them the destination holds already, and as what.
   const destByKey = new Map<string, Row>();
   const dpick = projection(req.dest.schema!, schema.columns);
-  for (let i = 0; i < changed.length; i += 1000) {
-    const keys = changed.slice(i, i + 1000).map((r) => rowKey(r, idx));
+  for (let i = 0; i < changed.length; i += 20_000) {
+    const keys = changed.slice(i, i + 20_000).map((r) => rowKey(r, idx));
     for (const r of await req.dest.fetch(keys))
       destByKey.set(keyId(rowKey(dpick(r), idx)), dpick(r));
   }
@@ -294,7 +298,7 @@ async function cursorSync(
     }
   }
   // Key sets: what the destination should count once the new rows land.
-  const found = await compareKeySets(req, newKeys);
+  const found = await compareKeySets(req, newKeys, fingerprint, destWhole);
   summary.rows.read += found.keysRead;
   const missed = await req.source.fetch(found.missing);
   for (const r of missed)
@@ -313,11 +317,12 @@ async function cursorSync(
 async function compareKeySets(
   req: TableSyncRequest,
   incoming: readonly KeyTuple[],
+  fingerprint: KeyFingerprint,
+  destWhole: Promise<SegmentChecksum[]>,
 ): Promise<{ extra: KeyTuple[]; missing: KeyTuple[]; destRows: number; keysRead: number }> {
   const leafRows = 5000;
   const sorted = [...incoming].sort(compareKeys);
   const incomingIds = new Set(sorted.map(keyId));
-  const fingerprint = keyFingerprint(req);
   // What the incoming rows add to a range of the destination.
   const adds = (range: KeyRange): SegmentChecksum => {
     let count = 0;
@@ -334,9 +339,12 @@ async function compareKeySets(
   let keysRead = 0;
   let destRows: number | undefined;
   // One range first: when the fingerprints agree (no deletes), one query per side.
-  let level: KeyRange[] = [{}];
+  let level: KeyRange[] = [WHOLE];
   while (level.length > 0) {
-    const [src, dst] = await Promise.all([fingerprint.source(level), fingerprint.dest(level)]);
+    // The destination's query first: a remote server works while an
+    // in-process source (SQLite) computes its own.
+    const dstP = level.length === 1 && level[0] === WHOLE ? destWhole : fingerprint.dest(level);
+    const [dst, src] = await Promise.all([dstP, fingerprint.source(level)]);
     destRows ??= dst.reduce((n, d) => n + d.count, 0);
     const next: KeyRange[] = [];
     for (let i = 0; i < level.length; i++) {
@@ -363,6 +371,8 @@ async function compareKeySets(
   }
   return { extra, missing, destRows: destRows ?? 0, keysRead };
 }
+
+const WHOLE: KeyRange = {};
 
 interface KeyFingerprint {
   /** Sums are compared too (a single integer key on both sides). */

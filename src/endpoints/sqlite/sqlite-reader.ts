@@ -221,7 +221,15 @@ export class SqliteReader {
     options: ScanOptions,
   ): AsyncGenerator<RawRow[]> {
     const batch = Math.max(1, Math.floor(options.batchRows ?? DEFAULT_BATCH));
-    const page = this.info.keySorts ? Math.max(batch, SORTED_PAGE) : batch;
+    // A cursor scan reads its (few) rows in one statement: with a LIMIT the
+    // planner walks the key order and filters, without it it can take the
+    // cursor column's index and sort what it finds.
+    const page =
+      options.since !== undefined
+        ? Number.POSITIVE_INFINITY
+        : this.info.keySorts
+          ? Math.max(batch, SORTED_PAGE)
+          : batch;
     let after: BindValue[] | undefined;
     for (;;) {
       if (options.signal?.aborted === true) {
@@ -231,7 +239,9 @@ export class SqliteReader {
       }
       const f = this.filter({ range: options.range, since: options.since, after });
       const st = this.statement(
-        `SELECT ${select} FROM ${this.info.quoted} ${f.sql} ${keyOrderBy(this.info)} LIMIT ${page}`,
+        `SELECT ${select} FROM ${this.info.quoted} ${f.sql} ${keyOrderBy(this.info)}${
+          Number.isFinite(page) ? ` LIMIT ${page}` : ''
+        }`,
       );
       const rows = this.all(st, f.params);
       if (rows.length === 0) return;

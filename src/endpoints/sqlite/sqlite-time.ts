@@ -13,6 +13,9 @@ const CANONICAL_TIMESTAMP =
   /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]) (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{0,5}[1-9])?$/;
 const CANONICAL_TIMESTAMPTZ =
   /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]) (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{0,5}[1-9])?\+00$/;
+/** Canonical but for trailing fraction zeros (`…:05.120000`), as many tools write. */
+const PADDED_TIMESTAMP =
+  /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]) (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{1,6}$/;
 const LOOSE =
   /^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)? ?(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
 
@@ -66,10 +69,18 @@ function dayExists(text: string): boolean {
   return day <= d.getUTCDate();
 }
 
+function trimFraction(text: string): string {
+  let end = text.length;
+  while (text.charCodeAt(end - 1) === 48) end--;
+  if (text.charCodeAt(end - 1) === 46) end--;
+  return text.slice(0, end);
+}
+
 /** A stored value as canonical timestamp text. */
 export function readTimestamp(value: unknown): string {
   if (typeof value === 'string') {
     if (CANONICAL_TIMESTAMP.test(value) && dayExists(value)) return value;
+    if (PADDED_TIMESTAMP.test(value) && dayExists(value)) return trimFraction(value);
     const micros = looseMicros(value);
     if (micros !== undefined) return timestampFromMicros(micros);
   } else if (typeof value === 'bigint' || typeof value === 'number') {

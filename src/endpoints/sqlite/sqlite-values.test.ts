@@ -19,11 +19,16 @@ describe('reading stored SQLite values', () => {
     ['2026-01-02T03:04:05+02:00', '2026-01-02 01:04:05'],
     ['2026-01-02T03:04:05-0530', '2026-01-02 08:34:05'],
     ['1969-12-31 23:59:59.999999', '1969-12-31 23:59:59.999999'],
+    ['2023-01-01 00:00:43.152880', '2023-01-01 00:00:43.15288'],
+    ['2023-01-01 00:00:43.000000', '2023-01-01 00:00:43'],
+    ['2023-02-29 00:00:43.500000', undefined],
     [0n, '1970-01-01 00:00:00'],
     [-1n, '1969-12-31 23:59:59'],
     [1.000001, '1970-01-01 00:00:01.000001'],
   ])('timestamp %s → %s', (stored, canonical) => {
-    expect(readTimestamp(stored)).toBe(canonical);
+    if (canonical === undefined)
+      expect(() => readTimestamp(stored)).toThrow(/not a valid timestamp/);
+    else expect(readTimestamp(stored)).toBe(canonical);
   });
 
   it('timestamptz is the UTC instant', () => {

@@ -97,7 +97,12 @@ function readNumeric(v: Exclude<SqlValue, null>): string {
     }
   }
   if (typeof v === 'bigint') return String(v);
-  if (typeof v === 'number' && Number.isFinite(v)) return canonicalDecimal(String(v));
+  if (typeof v === 'number' && Number.isFinite(v)) {
+    const abs = Math.abs(v);
+    // JS prints this range without an exponent: already canonical (-0 aside).
+    if ((abs >= 1e-6 && abs < 1e21) || v === 0) return v === 0 ? '0' : String(v);
+    return canonicalDecimal(String(v));
+  }
   throw bad(v, 'numeric');
 }
 
