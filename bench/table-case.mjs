@@ -55,7 +55,13 @@ export const PHASES = {
   diffMy: 'table-diff-pg-mariadb',
 };
 /** Change mix of one incremental run, as fractions of the changed rows (1 % of the table). */
-const CHANGE_MIX = { update: 0.8, insert: 0.1, delete: 0.1 };
+// TABLE_CHANGE_MIX=U,I,D overrides it (e.g. 1,0,0: the changed rows are all updates).
+const CHANGE_MIX = (() => {
+  const env = process.env['TABLE_CHANGE_MIX'];
+  if (env === undefined) return { update: 0.8, insert: 0.1, delete: 0.1 };
+  const [update = 1, insert = 0, del = 0] = env.split(',').map(Number);
+  return { update, insert, delete: del };
+})();
 /** Targets from issue 5. */
 export const TARGETS = {
   fullCopy: { le: 0.5, phase: PHASES.full, what: 'full copy time tongbu/pgloader' },
@@ -871,7 +877,7 @@ export function formatTableReport(results) {
     text +=
       `\n\n${caseName}: ${c.params.rows.toLocaleString('en')} rows x 10 columns SQLite -> ` +
       `PostgreSQL; incremental = ${(c.params.changeFraction * 100).toFixed(0)} % of the rows ` +
-      'changed per run (80 % updated, 10 % inserted, 10 % deleted); verify tables ' +
+      `changed per run (${CHANGE_MIX.update * 100} % updated, ${CHANGE_MIX.insert * 100} % inserted, ${CHANGE_MIX.delete * 100} % deleted); verify tables ` +
       `${c.params.verifyRows.toLocaleString('en')} rows. rows = rows the phase handles ` +
       '(incremental: the changed rows). Medians of interleaved runs; single times are noise.';
     const lines = [];

@@ -87,13 +87,7 @@ export class PostgresWriter implements TableWriter {
       const target = `insert:${cols.map((c) => c.ident).join(',')}`;
       if (this.copy?.target !== target) {
         await this.endCopy();
-        const freeze = this.created !== undefined ? ' WITH (FREEZE)' : '';
-        const list = cols.map((c) => c.ident).join(', ');
-        this.copy = new CopyIn(
-          this.client,
-          `COPY ${this.target} (${list}) FROM STDIN${freeze}`,
-          target,
-        );
+        this.copy = new CopyIn(this.client, this.target, cols, target, this.created !== undefined);
       }
       await this.copy.write(cols, rows);
     });
@@ -113,9 +107,14 @@ export class PostgresWriter implements TableWriter {
         );
         this.temps.set(list, temp);
       }
-      const copy = new CopyIn(this.client, `COPY ${temp} (${list}) FROM STDIN`, 'upsert');
-      await copy.write(cols, rows);
-      await copy.end();
+      const copy = new CopyIn(this.client, temp, cols, 'upsert');
+      try {
+        await copy.write(cols, rows);
+        await copy.end();
+      } catch (err) {
+        await copy.abort();
+        throw err;
+      }
       const keys = this.shape.keyColumns;
       const match = keys.map((k) => `t.${k.ident} = s.${k.ident}`).join(' AND ');
       const rest = cols.filter((c) => !keys.includes(c));
