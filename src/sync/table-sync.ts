@@ -17,6 +17,7 @@ import { ProgressMeter, type ProgressListener } from '../core/progress.js';
 import {
   compareKeys,
   inRange,
+  keyBucket,
   keyId,
   keySumTerm,
   rowHashText,
@@ -340,6 +341,7 @@ async function compareKeySets(
   let destRows: number | undefined;
   // One range first: when the fingerprints agree (no deletes), one query per side.
   let level: KeyRange[] = [WHOLE];
+  const leaves: KeyRange[] = [];
   while (level.length > 0) {
     // The destination's query first: a remote server works while an
     // in-process source (SQLite) computes its own.
@@ -353,6 +355,12 @@ async function compareKeySets(
       const s = src[i]!;
       const d = dst[i]!;
       if (s.count === d.count + add.count && s.sum === d.sum + add.sum) continue;
+      if (range === WHOLE && fingerprint.buckets !== undefined && s.count > leafRows) {
+        // Scattered deletes would make bisection read every key: compare
+        // buckets of ~64 keys in one pass per side instead.
+        leaves.push(...(await fingerprint.buckets(Math.max(s.count, d.count), sorted)));
+        continue;
+      }
       if (Math.max(s.count, d.count) > leafRows) {
         const points = await req.source.splitPoints(16, range);
         if (points.length > 0) {
@@ -360,14 +368,22 @@ async function compareKeySets(
           continue;
         }
       }
-      const [a, b] = await Promise.all([keysOf(req.source, range), keysOf(req.dest, range)]);
-      keysRead += a.length + b.length;
-      const inSource = new Set(a.map(keyId));
-      const inDest = new Set(b.map(keyId));
-      for (const k of b) if (!inSource.has(keyId(k))) extra.push(k);
-      for (const k of a) if (!inDest.has(keyId(k)) && !incomingIds.has(keyId(k))) missing.push(k);
+      leaves.push(range);
     }
     level = next;
+  }
+  // Key lists of the differing leaves, a few ranges at a time.
+  for (let i = 0; i < leaves.length; i += 4) {
+    await Promise.all(
+      leaves.slice(i, i + 4).map(async (range) => {
+        const [a, b] = await Promise.all([keysOf(req.source, range), keysOf(req.dest, range)]);
+        keysRead += a.length + b.length;
+        const inSource = new Set(a.map(keyId));
+        const inDest = new Set(b.map(keyId));
+        for (const k of b) if (!inSource.has(keyId(k))) extra.push(k);
+        for (const k of a) if (!inDest.has(keyId(k)) && !incomingIds.has(keyId(k))) missing.push(k);
+      }),
+    );
   }
   return { extra, missing, destRows: destRows ?? 0, keysRead };
 }
@@ -379,6 +395,58 @@ interface KeyFingerprint {
   readonly sums: boolean;
   source(ranges: readonly KeyRange[]): Promise<SegmentChecksum[]>;
   dest(ranges: readonly KeyRange[]): Promise<SegmentChecksum[]>;
+  /**
+   * With keyBuckets on both sides: the key ranges of the buckets whose
+   * fingerprints differ (after adding `incoming` to the destination's),
+   * adjacent buckets merged.
+   */
+  buckets?(rows: number, incoming: readonly KeyTuple[]): Promise<KeyRange[]>;
+}
+
+/** Keys per bucket when comparing by buckets. */
+const BUCKET_ROWS = 64;
+
+async function differingBuckets(
+  source: TableEndpoint,
+  dest: TableEndpoint,
+  rows: number,
+  incoming: readonly KeyTuple[],
+): Promise<KeyRange[]> {
+  const column = source.schema!.key[0]!;
+  const isInt = source.schema!.columns.find((c) => c.name === column)?.type === 'int';
+  const bound = (v: bigint): KeyTuple => [isInt ? Number(v) : v];
+  const max = await source.maxValue(column);
+  const top = typeof max === 'bigint' || typeof max === 'number' ? BigInt(max) : 1n;
+  const span = top < 0n ? -top : top;
+  const width = span / BigInt(Math.max(1, Math.ceil(rows / BUCKET_ROWS))) + 1n;
+  const dstP = dest.keyBuckets!(width);
+  const [d, s] = await Promise.all([dstP, source.keyBuckets!(width)]);
+  for (const k of incoming) {
+    const b = keyBucket(k, width);
+    const old = d.get(b) ?? { count: 0, sum: 0n };
+    d.set(b, { count: old.count + 1, sum: old.sum + keySumTerm(k) });
+  }
+  const differ = new Set<bigint>();
+  for (const [b, x] of s) {
+    const y = d.get(b);
+    if (y === undefined || y.count !== x.count || y.sum !== x.sum) differ.add(b);
+  }
+  for (const b of d.keys()) if (!s.has(b)) differ.add(b);
+  const sortedBuckets = [...differ].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+  const ranges: KeyRange[] = [];
+  let from: bigint | undefined;
+  let to: bigint | undefined;
+  for (const b of sortedBuckets) {
+    if (to !== undefined && b === to) {
+      to = b + 1n;
+      continue;
+    }
+    if (from !== undefined) ranges.push({ from: bound(from * width), to: bound(to! * width) });
+    from = b;
+    to = b + 1n;
+  }
+  if (from !== undefined) ranges.push({ from: bound(from * width), to: bound(to! * width) });
+  return ranges;
 }
 
 /**
@@ -397,7 +465,17 @@ function keyFingerprint(req: TableSyncRequest): KeyFingerprint {
     return col?.type === 'int' || col?.type === 'bigint';
   };
   if (s.keySums !== undefined && d.keySums !== undefined && integerKey(s) && integerKey(d)) {
-    return { sums: true, source: (r) => s.keySums!(r), dest: (r) => d.keySums!(r) };
+    return {
+      sums: true,
+      source: (r) => s.keySums!(r),
+      dest: (r) => d.keySums!(r),
+      ...(s.keyBuckets !== undefined && d.keyBuckets !== undefined
+        ? {
+            buckets: (rows: number, incoming: readonly KeyTuple[]) =>
+              differingBuckets(s, d, rows, incoming),
+          }
+        : {}),
+    };
   }
   const counts = (ep: TableEndpoint) => async (ranges: readonly KeyRange[]) =>
     Promise.all(ranges.map(async (r) => ({ count: await ep.count(r), sum: 0n })));

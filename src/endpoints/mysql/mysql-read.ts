@@ -10,6 +10,7 @@
 import { TongbuError } from '../../core/errors.js';
 import {
   compareKeys,
+  floorDivSql,
   keyId,
   type CanonicalValue,
   type KeyRange,
@@ -227,6 +228,27 @@ export async function keySums(
       };
     }),
   );
+}
+
+/** `keySums` per bucket floor(key / width), one query (a single integer key). */
+export async function keyBuckets(
+  ctx: TableContext,
+  width: bigint,
+): Promise<Map<bigint, SegmentChecksum>> {
+  if (ctx.key.columns.length !== 1)
+    throw new TongbuError('INTERNAL', 'keyBuckets needs a single integer key');
+  const k = `CAST(${ctx.key.exprs[0]!} AS SIGNED)`;
+  const raw = await ctx.pool.use((s) =>
+    s.query(
+      `SELECT CAST(${floorDivSql(k, String(width), 'DIV')} AS CHAR), COUNT(*), CAST(SUM(${k} % 2147483647) AS CHAR) FROM ${ctx.sqlName}${whereClause(conditions(ctx, undefined))} GROUP BY 1`,
+      `count ${ctx.display}`,
+    ),
+  );
+  const out = new Map<bigint, SegmentChecksum>();
+  for (const row of raw) {
+    out.set(BigInt(row[0] as string), { count: Number(row[1]), sum: BigInt(row[2] as string) });
+  }
+  return out;
 }
 
 export async function maxValue(ctx: TableContext, name: string): Promise<CanonicalValue> {

@@ -27,6 +27,7 @@ import { MysqlPool, openSession, type MysqlSession } from './mysql-pool.js';
 import {
   countRows,
   fetchRows,
+  keyBuckets,
   keySums,
   maxValue,
   nativeOf,
@@ -132,6 +133,10 @@ export class MysqlTable implements TableEndpoint {
 
   count(range?: KeyRange): Promise<number> {
     return countRows(this.context(), range);
+  }
+
+  keyBuckets(width: bigint): Promise<Map<bigint, SegmentChecksum>> {
+    return keyBuckets(this.context(), width);
   }
 
   keySums(ranges: readonly KeyRange[]): Promise<SegmentChecksum[]> {

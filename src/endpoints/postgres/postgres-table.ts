@@ -11,6 +11,7 @@ import type pg from 'pg';
 import { TongbuError } from '../../core/errors.js';
 import {
   compareKeys,
+  floorDivSql,
   type CanonicalValue,
   type KeyRange,
   type KeyTuple,
@@ -157,6 +158,23 @@ export class PostgresTable implements TableEndpoint {
       `SELECT count(*)::text FROM ${sql.from}${sql.whereClause({ range })}`,
     );
     return Number(rows[0]![0]);
+  }
+
+  async keyBuckets(width: bigint): Promise<Map<bigint, SegmentChecksum>> {
+    const sql = this.requireSql();
+    const kc = sql.shape.keyColumns;
+    if (kc.length !== 1)
+      throw new TongbuError('INTERNAL', `${this.url}: keyBuckets needs a single integer key`);
+    const k = `${kc[0]!.ident}::bigint`;
+    const rows = await rawQuery(
+      this.requirePool(),
+      this.conn,
+      `SELECT ${floorDivSql(k, `${width}::bigint`)}::text, count(*)::text, sum(${k} % 2147483647)::text FROM ${sql.from}${sql.whereClause({})} GROUP BY 1`,
+    );
+    const out = new Map<bigint, SegmentChecksum>();
+    for (const r of rows)
+      out.set(BigInt(String(r[0])), { count: Number(r[1]), sum: BigInt(String(r[2])) });
+    return out;
   }
 
   async keySums(ranges: readonly KeyRange[]): Promise<SegmentChecksum[]> {

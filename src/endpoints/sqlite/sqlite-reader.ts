@@ -13,6 +13,7 @@ import type Database from 'better-sqlite3';
 import { TongbuError } from '../../core/errors.js';
 import {
   compareKeys,
+  floorDivSql,
   keyId,
   rowKey,
   valueText,
@@ -138,6 +139,23 @@ export class SqliteReader {
     );
     const [n, sum] = this.all(st, f.params)[0]! as [number | bigint, number | bigint];
     return { count: Number(n), sum: BigInt(sum) };
+  }
+
+  keyBuckets(width: bigint): Map<bigint, SegmentChecksum> {
+    const key = this.info.schema.key;
+    if (key.length !== 1)
+      throw new TongbuError('INTERNAL', 'keyBuckets needs a single integer key');
+    const f = this.filter({});
+    const k = quoteIdent(key[0]!);
+    const bucket = floorDivSql(k, String(width));
+    const st = this.statement(
+      `SELECT ${bucket}, count(*), sum(${k} % 2147483647) FROM ${this.info.quoted} ${f.sql} GROUP BY 1`,
+    );
+    const out = new Map<bigint, SegmentChecksum>();
+    for (const [b, n, sum] of this.all(st, f.params) as [bigint, bigint, bigint][]) {
+      out.set(BigInt(b), { count: Number(n), sum: BigInt(sum) });
+    }
+    return out;
   }
 
   split(parts: number, range: KeyRange = {}): KeyTuple[] {

@@ -82,6 +82,10 @@ export class SqliteTable implements TableEndpoint {
     return Promise.resolve(this.read().count(range));
   }
 
+  async keyBuckets(width: bigint): Promise<Map<bigint, SegmentChecksum>> {
+    return Promise.resolve(this.read().keyBuckets(width));
+  }
+
   async keySums(ranges: readonly KeyRange[]): Promise<SegmentChecksum[]> {
     return Promise.resolve(ranges.map((range) => this.read().keySum(range)));
   }

@@ -305,3 +305,15 @@ export function keySumTerm(key: KeyTuple): bigint {
   }
   return BigInt(v) % KEY_SUM_MODULUS;
 }
+
+/** The bucket of `keyBuckets`: floor(key / width). */
+export function keyBucket(key: KeyTuple, width: bigint): bigint {
+  const k = BigInt(key[0] as bigint | number);
+  const r = ((k % width) + width) % width;
+  return (k - r) / width;
+}
+
+/** SQL for `floor(k / w)` with integer operators that truncate toward zero. */
+export function floorDivSql(k: string, w: string, div = '/'): string {
+  return `((${k} - (((${k} % ${w}) + ${w}) % ${w})) ${div} ${w})`;
+}

@@ -9,6 +9,7 @@ import {
   compareKeys,
   compareValues,
   inRange,
+  keyBucket,
   keySumTerm,
   rowKey,
   type CanonicalValue,
@@ -169,6 +170,18 @@ export class MemoryTable implements TableEndpoint {
         };
       }),
     );
+  }
+
+  async keyBuckets(width: bigint): Promise<Map<bigint, SegmentChecksum>> {
+    const idx = keyIndexes(this.requireSchema());
+    const out = new Map<bigint, SegmentChecksum>();
+    for (const r of this.sorted()) {
+      const key = rowKey(r, idx);
+      const b = keyBucket(key, width);
+      const old = out.get(b) ?? { count: 0, sum: 0n };
+      out.set(b, { count: old.count + 1, sum: old.sum + keySumTerm(key) });
+    }
+    return Promise.resolve(out);
   }
 
   async maxValue(column: string): Promise<CanonicalValue> {

@@ -221,6 +221,19 @@ export function runTableEndpointSuite(name: string, factory: TableSuiteFactory):
         expected(9n, 18n),
         expected(60n, undefined),
       ]);
+      if (ep.keyBuckets !== undefined) {
+        const buckets = await ep.keyBuckets(10n);
+        const want = new Map<bigint, { count: number; sum: bigint }>();
+        for (const r of rows) {
+          const k = r[0] as bigint;
+          const b = k / 10n;
+          const old = want.get(b) ?? { count: 0, sum: 0n };
+          want.set(b, { count: old.count + 1, sum: old.sum + (k % KEY_SUM_MODULUS) });
+        }
+        expect(new Map([...buckets].sort((x, y) => (x[0] < y[0] ? -1 : 1)))).toEqual(
+          new Map([...want].sort((x, y) => (x[0] < y[0] ? -1 : 1))),
+        );
+      }
       await ep.close();
     });
 

@@ -89,6 +89,14 @@ export interface TableEndpoint {
    */
   keySums?(ranges: readonly KeyRange[]): Promise<SegmentChecksum[]>;
 
+  /**
+   * Optional, with `keySums`: the same fingerprint for every non-empty
+   * bucket `floor(key / width)` of the whole table (the `where` filter
+   * applies), in one pass. Incremental sync compares buckets of a few dozen
+   * rows to find scattered deletes without reading every key.
+   */
+  keyBuckets?(width: bigint): Promise<Map<bigint, SegmentChecksum>>;
+
   /** The greatest non-null value of a column, or null when there is none. */
   maxValue(column: string): Promise<CanonicalValue>;
 
