@@ -379,7 +379,9 @@ export class PackChunkStore implements ChunkStore {
     );
     const now = Date.now();
     const candidates = this.packFiles().filter(({ pack, size, mtimeMs }) => {
-      if (pack === this.writer?.pack || now - mtimeMs < quietMs) return false;
+      // quietMs 0 takes every pack: a file's mtime can sit a fraction of a
+      // millisecond past Date.now(), which must not make it look recent.
+      if (pack === this.writer?.pack || (quietMs > 0 && now - mtimeMs < quietMs)) return false;
       return size === 0 || (live.get(pack) ?? 0) / size < minLiveRatio;
     });
     let bytesReclaimed = 0;
