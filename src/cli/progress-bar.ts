@@ -12,6 +12,20 @@ export function createProgressBar(stream: NodeJS.WriteStream): {
   let drawn = false;
   return {
     update(event) {
+      if (event.unit === 'rows') {
+        const rows =
+          event.totalFiles === undefined ? `${event.files}` : `${event.files}/${event.totalFiles}`;
+        const left =
+          event.totalFiles !== undefined && event.rate > 0
+            ? ` ETA ${formatDuration(((event.totalFiles - event.files) / event.rate) * 1000)}`
+            : '';
+        const perSecond = event.rate > 0 ? ` ${Math.round(event.rate)} rows/s` : '';
+        stream.write(
+          `\r\x1b[2K${`${event.phase.padEnd(8)} ${rows} rows${perSecond}${left}`.slice(0, (stream.columns || 100) - 1)}`,
+        );
+        drawn = true;
+        return;
+      }
       const files =
         event.totalFiles === undefined ? `${event.files}` : `${event.files}/${event.totalFiles}`;
       const bytes =

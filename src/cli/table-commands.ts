@@ -34,7 +34,10 @@ export async function tableCommand(ctx: TableCommandContext): Promise<number> {
   const b = await openTable(ctx.dst);
   try {
     if (ctx.command === 'verify') {
-      const report = await verifyTables(a, b, { signal: ctx.signal });
+      const report = await verifyTables(a, b, {
+        signal: ctx.signal,
+        ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}),
+      });
       printVerify(report, ctx);
       return report.equal ? 0 : ERROR_TABLE.DIFFERENT.exit;
     }

@@ -13,7 +13,9 @@ export interface ProgressEvent {
   /** Bytes moved so far, and the total when known. */
   bytes: number;
   totalBytes?: number;
-  /** Bytes per second over the recent window. */
+  /** What `files` counts: files (the default) or table rows. */
+  unit?: 'files' | 'rows';
+  /** Bytes per second over the recent window (rows per second for rows). */
   rate: number;
   /** The entry being worked on, when there is one. */
   current?: string;
@@ -30,6 +32,8 @@ export class ProgressMeter {
   private totalBytes: number | undefined;
   private lastEmit = 0;
   private readonly window: { t: number; bytes: number }[] = [];
+  /** Counting table rows: the rate is rows per second. */
+  unit: 'files' | 'rows' = 'files';
 
   constructor(
     private readonly listener: ProgressListener | undefined,
@@ -62,16 +66,18 @@ export class ProgressMeter {
     const t = this.now();
     if (!force && t - this.lastEmit < this.intervalMs) return;
     this.lastEmit = t;
-    this.window.push({ t, bytes: this.bytes });
+    const amount = this.unit === 'rows' ? this.files : this.bytes;
+    this.window.push({ t, bytes: amount });
     while (this.window.length > 1 && t - this.window[0]!.t > 5_000) this.window.shift();
     const first = this.window[0]!;
     const seconds = (t - first.t) / 1000;
-    const rate = seconds > 0 ? (this.bytes - first.bytes) / seconds : 0;
+    const rate = seconds > 0 ? (amount - first.bytes) / seconds : 0;
     this.listener({
       phase: this.phase,
       files: this.files,
       bytes: this.bytes,
       rate,
+      ...(this.unit === 'rows' ? { unit: 'rows' as const } : {}),
       ...(this.totalFiles === undefined ? {} : { totalFiles: this.totalFiles }),
       ...(this.totalBytes === undefined ? {} : { totalBytes: this.totalBytes }),
       ...(current === undefined ? {} : { current }),

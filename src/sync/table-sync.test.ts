@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { ProgressEvent } from '../core/progress.js';
 import type { Row } from '../endpoints/table/canonical.js';
 import { MemoryDatabase, MemoryTable } from '../endpoints/table/memory-table.js';
 import type { TableSchema } from '../endpoints/table/table-schema.js';
@@ -53,7 +54,14 @@ function setup(count: number) {
 describe('table sync', () => {
   it('creates an absent destination and copies every row', async () => {
     const t = setup(12_345);
-    const s = await t.run();
+    const events: ProgressEvent[] = [];
+    const s = await t.run({ onProgress: (e) => events.push(e) });
+    expect(events.at(-1)).toMatchObject({
+      unit: 'rows',
+      phase: 'transfer',
+      files: 12_345,
+      totalFiles: 12_345,
+    });
     expect(s.method).toBe('create');
     expect(s.rows.inserted).toBe(12_345);
     expect(t.db.rows('dst')).toEqual(t.db.rows('src'));

@@ -107,6 +107,7 @@ export async function syncTable(req: TableSyncRequest): Promise<TableSyncSummary
       ...(req.dryRun ? { plan: [] } : {}),
     };
     const meter = new ProgressMeter(req.onProgress);
+    meter.unit = 'rows';
     // The cursor a later run starts from is read before any row is, so rows
     // written during this run are read again next time rather than missed.
     const cursorTo = req.cursor === undefined ? undefined : await req.source.maxValue(req.cursor);

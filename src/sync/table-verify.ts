@@ -4,6 +4,7 @@
  * and names the keys that differ.
  */
 import { TongbuError } from '../core/errors.js';
+import { ProgressMeter, type ProgressListener } from '../core/progress.js';
 import { keyText } from '../endpoints/table/canonical.js';
 import type { TableEndpoint } from '../endpoints/table/table-endpoint.js';
 import { commonSchema } from '../endpoints/table/table-schema.js';
@@ -35,7 +36,7 @@ const LIST_LIMIT = 1000;
 export async function verifyTables(
   source: TableEndpoint,
   dest: TableEndpoint,
-  options: { signal?: AbortSignal; onProgress?: (rows: number) => void } = {},
+  options: { signal?: AbortSignal; onProgress?: ProgressListener } = {},
 ): Promise<TableVerifyReport> {
   const started = performance.now();
   await Promise.all([source.open(), dest.open()]);
@@ -55,6 +56,10 @@ export async function verifyTables(
     );
   }
   const schema = commonSchema(a!, b!);
+  const meter = new ProgressMeter(options.onProgress);
+  meter.unit = 'rows';
+  meter.start('verify');
+  let reported = 0;
   const report: TableVerifyReport = {
     equal: true,
     source: source.url,
@@ -80,7 +85,10 @@ export async function verifyTables(
   const stats = await diffTables(source, dest, {
     schema,
     ...(options.signal ? { signal: options.signal } : {}),
-    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    onProgress: (rows) => {
+      meter.add(rows - reported, 0);
+      reported = rows;
+    },
     onDifferences: (diffs) => {
       for (const d of diffs) {
         const list =
@@ -94,6 +102,7 @@ export async function verifyTables(
       }
     },
   });
+  meter.finish();
   report.equal = report.counts.missing + report.counts.extra + report.counts.different === 0;
   report.sourceRows = stats.sourceRows;
   report.destRows = stats.destRows;
