@@ -3,7 +3,6 @@
  * the build leaves it out): raw SQL on the test server, to build tables the
  * endpoint did not create, and collecting batches.
  */
-import { isTongbuError, type TongbuError } from '../../core/errors.js';
 import { MYSQL_URL, tableUrl } from '../../test-support/databases.js';
 import type { Row } from '../table/canonical.js';
 import { parseTableUrl } from '../table/table-url.js';
@@ -11,6 +10,7 @@ import type { ErrorContext } from './mysql-errors.js';
 import { openSession } from './mysql-pool.js';
 import { MysqlTable } from './mysql-table.js';
 import { quoteId } from './mysql-types.js';
+export { collect, failure } from '../../test-support/table-tests.js';
 
 function target(): { options: Parameters<typeof openSession>[0]; ctx: ErrorContext } {
   const url = parseTableUrl(`${MYSQL_URL}?table=x`);
@@ -54,26 +54,9 @@ export async function openTable(table: string, extra = ''): Promise<MysqlTable> 
   return ep;
 }
 
-export async function collect<T>(it: AsyncIterable<T[]>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const batch of it) out.push(...batch);
-  return out;
-}
-
 /** Rows comparable with toEqual (bytes as hex). */
 export function plain(rows: readonly Row[]): unknown[] {
   return rows.map((r) =>
     r.map((v) => (v instanceof Uint8Array ? `hex:${Buffer.from(v).toString('hex')}` : v)),
   );
-}
-
-/** The TongbuError a promise rejects with (fails the test if it resolves). */
-export async function failure(p: Promise<unknown>): Promise<TongbuError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isTongbuError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a failure');
 }

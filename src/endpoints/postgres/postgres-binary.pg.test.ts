@@ -1,32 +1,15 @@
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isTongbuError } from '../../core/errors.js';
-import { databaseAvailable, PG_URL, tableUrl, uniqueTable } from '../../test-support/databases.js';
+import { databaseAvailable, tableUrl } from '../../test-support/databases.js';
 import type { Row } from '../table/canonical.js';
 import type { Column, TableSchema } from '../table/table-schema.js';
 import { parseTableUrl } from '../table/table-url.js';
 import { readShape } from './postgres-catalog.js';
 import { CopyIn } from './postgres-copy.js';
 import { connectClient, connectionFor } from './postgres-session.js';
-import { PostgresTable } from './postgres-table.js';
+import { collect, failure } from '../../test-support/table-tests.js';
+import { pgTestTables } from './postgres-test-suite.js';
 
 const ok = await databaseAvailable('postgres');
-
-async function collect<T>(it: AsyncIterable<T[]>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const batch of it) out.push(...batch);
-  return out;
-}
-
-async function failure(p: Promise<unknown>): Promise<{ code: string; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    if (isTongbuError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a failure');
-}
 
 /** One column of every canonical type; `create` maps them to their native types. */
 const EVERY: TableSchema = {
@@ -120,18 +103,7 @@ function everyRows(): Row[] {
 }
 
 describe.skipIf(!ok)('PostgreSQL binary COPY', () => {
-  const admin = new pg.Pool({ connectionString: PG_URL, max: 2 });
-  const made: string[] = [];
-  const fresh = (): string => {
-    const t = uniqueTable('tb_pgbin');
-    made.push(t);
-    return t;
-  };
-  const open = async (t: string, extra = ''): Promise<PostgresTable> => {
-    const ep = new PostgresTable(parseTableUrl(tableUrl('postgres', t, extra)));
-    await ep.open();
-    return ep;
-  };
+  const { admin, made, fresh, open } = pgTestTables('tb_pgbin');
   const exists = async (t: string): Promise<boolean> =>
     (await admin.query<{ r: string | null }>('SELECT to_regclass($1) AS r', [`"${t}"`])).rows[0]!
       .r !== null;

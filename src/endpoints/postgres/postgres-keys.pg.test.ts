@@ -1,6 +1,5 @@
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { databaseAvailable, PG_URL, tableUrl, uniqueTable } from '../../test-support/databases.js';
+import { databaseAvailable } from '../../test-support/databases.js';
 import {
   compareKeys,
   compareValues,
@@ -10,16 +9,10 @@ import {
 } from '../table/canonical.js';
 import { normalizeRows } from '../table/table-endpoint-suite.js';
 import type { ColumnType } from '../table/table-schema.js';
-import { parseTableUrl } from '../table/table-url.js';
-import { PostgresTable } from './postgres-table.js';
+import { collect } from '../../test-support/table-tests.js';
+import { pgTestTables } from './postgres-test-suite.js';
 
 const ok = await databaseAvailable('postgres');
-
-async function collect<T>(it: AsyncIterable<T[]>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const batch of it) out.push(...batch);
-  return out;
-}
 
 /** Key values per canonical type, in no particular order. */
 const KEYS: [ColumnType, CanonicalValue[]][] = [
@@ -61,18 +54,7 @@ const KEYS: [ColumnType, CanonicalValue[]][] = [
 ];
 
 describe.skipIf(!ok)('PostgresTable key order', () => {
-  const admin = new pg.Pool({ connectionString: PG_URL, max: 1 });
-  const made: string[] = [];
-  const fresh = (): string => {
-    const t = uniqueTable('tb_pgk');
-    made.push(t);
-    return t;
-  };
-  const open = async (t: string, extra = ''): Promise<PostgresTable> => {
-    const ep = new PostgresTable(parseTableUrl(tableUrl('postgres', t, extra)));
-    await ep.open();
-    return ep;
-  };
+  const { admin, made, fresh, open } = pgTestTables('tb_pgk', 1);
   afterAll(async () => {
     for (const t of made) await admin.query(`DROP TABLE IF EXISTS "${t}"`);
     await admin.end();

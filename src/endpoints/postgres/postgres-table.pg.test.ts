@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { databaseAvailable, PG_URL, tableUrl, uniqueTable } from '../../test-support/databases.js';
+import { databaseAvailable } from '../../test-support/databases.js';
 import {
   checksumRows,
   compareKeys,
@@ -12,9 +11,9 @@ import {
 } from '../table/canonical.js';
 import { normalizeRows } from '../table/table-endpoint-suite.js';
 import type { Column, TableSchema } from '../table/table-schema.js';
-import { parseTableUrl } from '../table/table-url.js';
-import { PostgresTable } from './postgres-table.js';
 import { floatTextSql } from './postgres-checksums.js';
+import { collect } from '../../test-support/table-tests.js';
+import { pgTestTables } from './postgres-test-suite.js';
 
 const ok = await databaseAvailable('postgres');
 
@@ -32,25 +31,8 @@ function shortDecimal(): number {
   return Number(`${sign}${m[0]}.${m.slice(1)}e${Math.floor(Math.random() * 80) - 40}`);
 }
 
-async function collect<T>(it: AsyncIterable<T[]>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const batch of it) out.push(...batch);
-  return out;
-}
-
 describe.skipIf(!ok)('PostgresTable reads', () => {
-  const admin = new pg.Pool({ connectionString: PG_URL, max: 2 });
-  const made: string[] = [];
-  const fresh = (): string => {
-    const t = uniqueTable('tb_pg');
-    made.push(t);
-    return t;
-  };
-  const open = async (t: string, extra = ''): Promise<PostgresTable> => {
-    const ep = new PostgresTable(parseTableUrl(tableUrl('postgres', t, extra)));
-    await ep.open();
-    return ep;
-  };
+  const { admin, made, fresh, open } = pgTestTables('tb_pg');
   const create = async (t: string, schema: TableSchema, rows: readonly Row[]): Promise<void> => {
     const ep = await open(t);
     const w = await ep.beginWrite({ create: schema });

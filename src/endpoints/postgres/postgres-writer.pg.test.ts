@@ -1,29 +1,13 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isTongbuError } from '../../core/errors.js';
 import { databaseAvailable, PG_URL, tableUrl, uniqueTable } from '../../test-support/databases.js';
 import type { Row } from '../table/canonical.js';
 import type { TableSchema } from '../table/table-schema.js';
 import { parseTableUrl } from '../table/table-url.js';
 import { PostgresTable } from './postgres-table.js';
+import { collect, failure } from '../../test-support/table-tests.js';
 
 const ok = await databaseAvailable('postgres');
-
-async function collect<T>(it: AsyncIterable<T[]>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const batch of it) out.push(...batch);
-  return out;
-}
-
-async function failure(p: Promise<unknown>): Promise<{ code: string; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    if (isTongbuError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a failure');
-}
 
 const SCHEMA: TableSchema = {
   key: ['id'],

@@ -12,6 +12,7 @@ import { compareKeys, type Row } from '../table/canonical.js';
 import type { TableSchema } from '../table/table-schema.js';
 import { parseTableUrl } from '../table/table-url.js';
 import { SqliteTable } from './sqlite-table.js';
+export { collect } from '../../test-support/table-tests.js';
 
 /** A temp directory removed after the file's tests; returns a fresh database path per call. */
 export function tempFiles(prefix: string): { dir: string; fresh: () => string } {
@@ -25,12 +26,6 @@ export async function opened(file: string, table = 't', extra = ''): Promise<Sql
   const ep = new SqliteTable(parseTableUrl(`sqlite:${file}?table=${table}${extra}`));
   await ep.open();
   return ep;
-}
-
-export async function collect<T>(it: AsyncIterable<T[]>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const batch of it) out.push(...batch);
-  return out;
 }
 
 export async function make(

@@ -17,6 +17,7 @@ import {
 } from './canonical.js';
 import type { TableEndpoint } from './table-endpoint.js';
 import { keyIndexes, type TableSchema } from './table-schema.js';
+import { collect } from '../../test-support/table-tests.js';
 
 export interface TableSuiteFactory {
   open(table: string): TableEndpoint;
@@ -98,12 +99,6 @@ export function normalizeRows(rows: readonly Row[]): unknown[] {
   return rows.map((r) =>
     r.map((v) => (v instanceof Uint8Array ? `blob:${Buffer.from(v).toString('hex')}` : v)),
   );
-}
-
-async function collect<T>(it: AsyncIterable<T[]>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const batch of it) out.push(...batch);
-  return out;
 }
 
 export function runTableEndpointSuite(name: string, factory: TableSuiteFactory): void {
