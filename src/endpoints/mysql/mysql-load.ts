@@ -11,10 +11,10 @@
  * Format: tab-separated, `\N` for NULL, backslash escapes for `\`, tab,
  * newline and NUL. Blobs travel as hex and are UNHEX'ed on the way in.
  */
-import { TongbuError } from '../../core/errors.js';
 import type { Row } from '../table/canonical.js';
 import type { Column } from '../table/table-schema.js';
 import { quoteId } from './mysql-types.js';
+import { finiteNumber } from './mysql-values.js';
 
 const CHUNK_BYTES = 1 << 20;
 const TSV_SPECIAL = /[\\\t\n\0]/g;
@@ -40,16 +40,7 @@ function field(col: Column, v: unknown): string {
     case 'bigint':
       return String(v);
     case 'number':
-      if (!Number.isFinite(v)) {
-        throw new TongbuError(
-          'BAD_ARGUMENT',
-          `column "${col.name}": MySQL/MariaDB cannot store the float ${v}`,
-          {
-            data: { column: col.name },
-          },
-        );
-      }
-      return String(v);
+      return finiteNumber(col, v);
     case 'string': {
       const s = col.type === 'timestamptz' && v.endsWith('+00') ? v.slice(0, -3) : v;
       TSV_SPECIAL.lastIndex = 0;

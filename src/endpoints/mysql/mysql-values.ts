@@ -121,6 +121,20 @@ export function quoteString(s: string): string {
   return NEEDS_ESCAPE.test(s) ? `'${s.replace(NEEDS_ESCAPE, (c) => ESCAPES[c]!)}'` : `'${s}'`;
 }
 
+/** A number's text; NaN and ±Infinity are refused (MySQL has no such values). */
+export function finiteNumber(col: Column, v: number): string {
+  if (!Number.isFinite(v)) {
+    throw new TongbuError(
+      'BAD_ARGUMENT',
+      `column "${col.name}": MySQL/MariaDB cannot store the float ${v}`,
+      {
+        data: { column: col.name },
+      },
+    );
+  }
+  return String(v);
+}
+
 /** A canonical value of `col` as an SQL literal. */
 export function sqlLiteral(col: Column, v: CanonicalValue): string {
   if (v === null || v === undefined) return 'NULL';
@@ -130,14 +144,7 @@ export function sqlLiteral(col: Column, v: CanonicalValue): string {
     case 'bigint':
       return String(v);
     case 'number':
-      if (!Number.isFinite(v)) {
-        throw new TongbuError(
-          'BAD_ARGUMENT',
-          `column "${col.name}": MySQL/MariaDB cannot store the float ${v}`,
-          { data: { column: col.name } },
-        );
-      }
-      return String(v);
+      return finiteNumber(col, v);
     case 'string':
       if (col.type === 'numeric' && DECIMAL_TEXT.test(v)) return v;
       if (col.type === 'timestamptz' && v.endsWith('+00')) return quoteString(v.slice(0, -3));
