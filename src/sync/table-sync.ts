@@ -303,8 +303,10 @@ async function cursorSync(
   const found = await compareKeySets(req, newKeys, fingerprint, destWhole);
   summary.rows.read += found.keysRead;
   const missed = await req.source.fetch(found.missing);
-  for (const r of missed)
-    diffs.push({ kind: 'missing', key: rowKey(pick(r), idx), source: pick(r) });
+  for (const r of missed) {
+    const row = pick(r);
+    diffs.push({ kind: 'missing', key: rowKey(row, idx), source: row });
+  }
   const deletes = req.command === 'sync' ? found.extra : [];
   for (const key of deletes) diffs.push({ kind: 'extra', key, dest: [] });
   const upserts = diffs.flatMap((d) => (d.kind === 'extra' ? [] : [d.source]));
