@@ -42,10 +42,11 @@ import {
   formatTableReport,
   runTableCase,
 } from './table-case.mjs';
+import { CATALOGS, CLUSTER_CASE, formatClusterReport, runClusterCase } from './cluster-case.mjs';
 
 const REPO = dirname(dirname(fileURLToPath(import.meta.url)));
-/** The file cases of tools.mjs, then the table case (bench/table-case.mjs). */
-const CASE_NAMES = [...Object.keys(CASES), TABLE_CASE];
+/** The file cases of tools.mjs, then the table case and the cluster case (bench/*-case.mjs). */
+const CASE_NAMES = [...Object.keys(CASES), TABLE_CASE, CLUSTER_CASE];
 const TOOL_NAMES = [...ALL_TOOLS, ...TABLE_TOOLS.filter((t) => !ALL_TOOLS.includes(t))];
 const HELP = `usage: node bench/run.mjs [options]
   --cases LIST       comma-separated, default all: ${CASE_NAMES.join(',')}
@@ -65,6 +66,8 @@ const HELP = `usage: node bench/run.mjs [options]
   --mysql-url URL    table: MariaDB/MySQL database, no ?table= (default ${DEFAULT_MYSQL_URL})
   --table-rows N     table: rows of the SQLite source (default 1000000; --quick 100000)
   --verify-rows N    table: rows of the verify tables (default 10000000; --quick 1000000)
+  --catalog KIND     cluster: catalog of the 3-node clusters: auto (default: etcd when it answers
+                     on 127.0.0.1:2379, else sqlite), etcd or sqlite
   --verify MODE      after each timed run: tree (paths, sizes, mtimes; default), content, none
                      (w2-w3 and store-w2-w3 always compare content unless none;
                      table compares row aggregates with the source unless none)
@@ -86,6 +89,7 @@ function parseCli() {
       'mysql-url': { type: 'string' },
       'table-rows': { type: 'string' },
       'verify-rows': { type: 'string' },
+      catalog: { type: 'string', default: 'auto' },
       verify: { type: 'string', default: 'tree' },
       timeout: { type: 'string', default: '3600' },
       seed: { type: 'string', default: '1' },
@@ -111,6 +115,8 @@ function parseCli() {
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
   if (!['tree', 'content', 'none'].includes(values.verify)) throw new Error('bad --verify');
+  if (!CATALOGS.includes(values.catalog))
+    throw new Error(`--catalog must be one of ${CATALOGS.join(', ')}`);
   const count = (s, what) => {
     if (s == null) return null;
     const n = Number(s);
@@ -130,6 +136,7 @@ function parseCli() {
     mysqlUrl: values['mysql-url'] ?? null,
     tableRows: count(values['table-rows'], '--table-rows'),
     verifyRows: count(values['verify-rows'], '--verify-rows'),
+    catalog: values.catalog,
     verify: values.verify,
     timeoutSec: Number(values.timeout),
     seed: values.seed,
@@ -297,21 +304,24 @@ async function main() {
     results.cases[k] =
       k === TABLE_CASE
         ? await runTableCase(k, opts, ctx)
-        : CASES[k].kind === 'store'
-          ? await runStoreCase(k, opts, ctx)
-          : await runCase(k, opts, ctx);
+        : k === CLUSTER_CASE
+          ? await runClusterCase(k, opts, ctx)
+          : CASES[k].kind === 'store'
+            ? await runStoreCase(k, opts, ctx)
+            : await runCase(k, opts, ctx);
     save();
   }
   results.meta.finishedAt = new Date().toISOString();
   save();
-  // formatReport knows the file cases only: the table case has its own table.
+  // formatReport knows the file cases only: the table and cluster cases have their own tables.
   const fileCases = Object.fromEntries(
-    Object.entries(results.cases).filter(([, c]) => c.kind !== 'table'),
+    Object.entries(results.cases).filter(([, c]) => c.kind !== 'table' && c.kind !== 'cluster'),
   );
   const report = [
     formatReport({ ...results, cases: fileCases }),
     formatStoreReport(results),
     formatTableReport(results),
+    formatClusterReport(results),
   ].filter(Boolean);
   console.log(`\n${report.join('\n\n')}\n`);
   log(`results: ${outFile}${opts.json ? ` and ${opts.json}` : ''}`);

@@ -15,6 +15,7 @@ import { flagsOf, helpFor, parseCommandLine } from './args.js';
 import { formatBytes, formatDuration } from './format.js';
 import { createProgressBar } from './progress-bar.js';
 import { serveCommand } from './serve-command.js';
+import { clusterCommand } from './cluster-commands.js';
 import { gcCommand, resolveToken, storeCommand, tokenCommand } from './store-commands.js';
 import { involvesTable, tableCommand } from './table-commands.js';
 
@@ -40,6 +41,7 @@ commands:
   reset URL@REF     roll the namespace's main branch back (or forward) to REF
   token create|list|revoke --data DIR [--scope PATTERN:LEVEL]   access tokens of a node
   gc --data DIR [--keep-last N] [--keep-days D]   remove what no kept version needs
+  cluster status|repair|scrub|remove URL   a replicated store (tongbu cluster help)
 
 SRC and DST are directories, tongbu://HOST:PORT/NAMESPACE[/PREFIX][@REF] (tongbus:// for TLS),
 or tables: 'sqlite:FILE?table=T', 'postgres://USER@HOST/DB?table=[SCHEMA.]T',
@@ -70,6 +72,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     if (command === 'serve') return await serveCommand(rest, version());
     if (command === 'token') return await tokenCommand(rest);
+    if (command === 'cluster') return await clusterCommand(rest);
     if (command === 'gc') return await gcCommand(rest);
     if (['log', 'diff', 'tag', 'reset'].includes(command)) return await storeCommand(command, rest);
     if (command !== 'sync' && command !== 'copy' && command !== 'verify' && command !== 'bisync') {
@@ -114,7 +117,12 @@ export async function main(argv: readonly string[]): Promise<number> {
       });
     }
     const token = resolveToken(options);
-    const connect = { transfers: options.transfers, ...(token !== undefined ? { token } : {}) };
+    const connect = {
+      transfers: options.transfers,
+      ...(token !== undefined ? { token } : {}),
+      ...(options.replication !== undefined ? { replication: options.replication } : {}),
+      ...(options.consistency !== undefined ? { consistency: options.consistency } : {}),
+    };
     const source = openEndpoint(src, connect);
     const destination = openEndpoint(dst, {
       ...connect,
@@ -196,7 +204,8 @@ function printSummary(s: SyncSummary, json: boolean, quiet: boolean): void {
     process.stdout.write(
       `committed ${c.commit} (${c.entries} entries, ${formatBytes(c.uploadedBytes)} uploaded` +
         `${c.merged ? ', merged onto a newer head' : ''}` +
-        `${c.tag !== undefined ? `, tagged ${c.tag}` : ''})\n`,
+        `${c.tag !== undefined ? `, tagged ${c.tag}` : ''}` +
+        `${c.replication ? `; ${c.replication.mode}: ${c.replication.replicas} of ${c.replication.wanted} replicas` : ''})\n`,
     );
   }
 }

@@ -3,14 +3,18 @@
  * (rollback by moving the branch), and on a node's data directory: token and
  * gc.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod/v3';
 import { TongbuError } from '../core/errors.js';
 import type { ContentHash } from '../core/hash.js';
 import { TongbuClient } from '../endpoints/tongbu/tongbu-client.js';
 import { parseTongbuUrl, type TongbuUrl } from '../endpoints/tongbu/tongbu-url.js';
 import { createToken } from '../server/auth.js';
-import { openNodeData } from '../server/node-data.js';
+import { catalogPath, openNodeData } from '../server/node-data.js';
+import type { Catalog } from '../store/catalog.js';
+import { openClusterCatalog } from '../store/open-catalog.js';
+import { SqliteCatalog } from '../store/sqlite-catalog.js';
 import type { Commit } from '../store/commit.js';
 import { collectGarbage } from '../store/gc.js';
 import type { TreeDiff } from '../store/prolly-tree.js';
@@ -151,39 +155,54 @@ const tokenSchema = z.object({
     .default([])
     .describe("PATTERN:read|write|admin, e.g. 'llama/*:write' (repeatable)"),
   label: z.string().default('').describe('a note stored with the token'),
+  catalog: z
+    .string()
+    .optional()
+    .describe('a cluster node: the catalog its tokens live in (etcd://… or sqlite:PATH)'),
 });
+
+/** A cluster node keeps its refs and tokens in the cluster catalog, not in DIR. */
+function refuseClusterDir(dir: string, what: string): void {
+  if (existsSync(join(dir, 'node.id'))) {
+    throw new TongbuError('BAD_ARGUMENT', `${dir} belongs to a cluster node: ${what}`);
+  }
+}
 
 export async function tokenCommand(argv: readonly string[]): Promise<number> {
   const [sub, ...rest] = argv;
   const line = parseCommandLine(rest, flagsOf(tokenSchema), CLI);
   const options = parseOptions(tokenSchema, line.options);
-  const data = await openNodeData(options.data, { bootstrap: false });
+  let catalog: Catalog;
+  if (options.catalog !== undefined) catalog = await openClusterCatalog(options.catalog);
+  else {
+    refuseClusterDir(options.data, 'give its --catalog');
+    catalog = SqliteCatalog.open(catalogPath(options.data));
+  }
   try {
     if (sub === 'create') {
-      const { token, record } = await createToken(data.store.catalog, options.scope, options.label);
+      const { token, record } = await createToken(catalog, options.scope, options.label);
       process.stderr.write(`tongbu: token ${record.id} with scopes ${record.scopes.join(' ')}\n`);
       out(`${token}\n`);
       return 0;
     }
     if (sub === 'list') {
-      for (const t of await data.store.catalog.listTokens()) {
+      for (const t of await catalog.listTokens()) {
         out(`${t.id}  ${new Date(t.createdMs).toISOString()}  ${t.scopes.join(' ')}  ${t.label}\n`);
       }
       return 0;
     }
     if (sub === 'revoke' && line.positionals.length === 1) {
-      const ok = await data.store.catalog.removeToken(line.positionals[0]!);
+      const ok = await catalog.removeToken(line.positionals[0]!);
       if (!ok) throw new TongbuError('NOT_FOUND', `no token ${line.positionals[0]!}`);
       out(`revoked ${line.positionals[0]!}\n`);
       return 0;
     }
     throw new TongbuError(
       'BAD_ARGUMENT',
-      'usage: tongbu token create|list|revoke ID --data DIR [--scope S]',
+      'usage: tongbu token create|list|revoke ID --data DIR [--scope S] [--catalog URL]',
     );
   } finally {
-    data.store.chunks.close();
-    await data.store.catalog.close();
+    await catalog.close();
   }
 }
 
@@ -206,6 +225,7 @@ const gcSchema = z.object({
 export async function gcCommand(argv: readonly string[]): Promise<number> {
   const line = parseCommandLine(argv, flagsOf(gcSchema), CLI);
   const options = parseOptions(gcSchema, line.options);
+  refuseClusterDir(options.data, 'gc of a replicated store is not supported yet');
   const data = await openNodeData(options.data, { bootstrap: false });
   try {
     const r = await collectGarbage(data.store, {

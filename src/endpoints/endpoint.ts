@@ -59,6 +59,12 @@ export interface CommitInfo {
   readonly tag?: string;
   /** Content bytes sent this run (what the destination lacked). */
   readonly uploadedBytes: number;
+  /** On a replicated store: the write's mode and the fewest replicas any of its data reached, of R. */
+  readonly replication?: {
+    readonly mode: string;
+    readonly replicas: number;
+    readonly wanted: number;
+  };
 }
 
 /** Metadata to apply to a written entry. */

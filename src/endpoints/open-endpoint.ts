@@ -17,6 +17,9 @@ export interface OpenEndpointOptions {
   readonly token?: string;
   /** Tag for the commit a sync into a tongbu:// endpoint makes. */
   readonly tag?: string;
+  /** tongbu:// on a cluster: replication mode of writes, consistency of ref reads. */
+  readonly replication?: string;
+  readonly consistency?: 'linearizable' | 'stale';
 }
 
 export function openEndpoint(spec: string, options: OpenEndpointOptions = {}): Endpoint {
@@ -27,6 +30,8 @@ export function openEndpoint(spec: string, options: OpenEndpointOptions = {}): E
       ...(options.token !== undefined ? { token: options.token } : {}),
       ...(options.transfers !== undefined ? { transfers: options.transfers } : {}),
       ...(options.tag !== undefined ? { tag: options.tag } : {}),
+      ...(options.replication !== undefined ? { replication: options.replication } : {}),
+      ...(options.consistency !== undefined ? { consistency: options.consistency } : {}),
     });
   }
   // A table beside a directory or a tongbu:// store: its rows as files.

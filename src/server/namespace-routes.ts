@@ -23,6 +23,11 @@ export interface NamespaceRequest {
   readonly namespace: string;
   /** Path segments after the namespace, percent-decoded. */
   readonly rest: readonly string[];
+  /**
+   * On a cluster node: runs a commit as one replicated write and reports how
+   * many replicas its objects reached.
+   */
+  readonly replicate?: <T>(fn: () => Promise<T>) => Promise<{ result: T; replication: unknown }>;
 }
 
 const PAGE_DEFAULT = 10_000;
@@ -39,8 +44,13 @@ export async function handleNamespace(store: Store, r: NamespaceRequest): Promis
   if (what === 'commits' && tail.length === 0 && method === 'POST') {
     requireAccess(principal, 'write', ns);
     const body = await readJson(req, MAX_JSON_BYTES);
-    const result = await store.commit({ namespace: ns, ...parseCommitBody(body) });
-    sendJson(res, 200, result);
+    const request = { namespace: ns, ...parseCommitBody(body) };
+    if (r.replicate) {
+      const { result, replication } = await r.replicate(() => store.commit(request));
+      sendJson(res, 200, { ...result, replication });
+    } else {
+      sendJson(res, 200, await store.commit(request));
+    }
     return;
   }
   if (what === 'refs' && method === 'POST' && tail.length === 2) {
@@ -260,7 +270,7 @@ async function sendFile(
   for (const c of await chunksOf(store, entry)) {
     const chunkEnd = offset + c.size;
     if (chunkEnd > start && offset <= end) {
-      const bytes = store.chunks.getSync(c.hash);
+      const bytes = await store.chunks.get(c.hash);
       const from = Math.max(0, start - offset);
       const to = Math.min(c.size, end - offset + 1);
       if (!res.write(bytes.subarray(from, to))) await drained(res);

@@ -1,9 +1,14 @@
 /**
  * A node's data directory: `packs/` (the chunk store: pack files and their index), `catalog.db` (the
- * SQLite catalog) and `admin.token` (written once, mode 0600, on first start).
+ * SQLite catalog of a single node), `node.id` (a cluster node's id), `hints.db` (a cluster node's
+ * hint queue) and `admin.token` (written once, mode 0600, on first start).
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { ClusterNode, newNodeId } from '../cluster/cluster-node.js';
+import type { ReplicationMode } from '../cluster/placement.js';
+import { TongbuError } from '../core/errors.js';
+import type { Catalog, ClusterCatalog } from '../store/catalog.js';
 import { PackChunkStore } from '../store/pack-chunk-store.js';
 import { SqliteCatalog } from '../store/sqlite-catalog.js';
 import { Store } from '../store/store.js';
@@ -14,23 +19,84 @@ export interface NodeData {
   readonly store: Store;
   /** Set when this open created the admin token file. */
   readonly adminTokenFile?: string;
+  /** Set on a node of a replicated store. */
+  readonly cluster?: ClusterNode;
+}
+
+export interface ClusterSettings {
+  readonly catalog: ClusterCatalog;
+  /** How peers reach this node. */
+  readonly url: string;
+  /** This node's id; kept in DIR/node.id (a new one is made on first start). */
+  readonly nodeId?: string;
+  readonly replicas: number;
+  readonly defaultMode: ReplicationMode;
+  readonly heartbeatTtlMs?: number;
+  readonly downGraceMs?: number;
+  readonly repairIntervalMs?: number;
+  readonly scrubIntervalMs?: number;
+  readonly repairBytesPerSec?: number;
+  readonly scrubBytesPerSec?: number;
 }
 
 export function catalogPath(dir: string): string {
   return join(resolve(dir), 'catalog.db');
 }
 
+/** The node id kept in the data directory; `wanted` must match it when both exist. */
+export function nodeId(dir: string, wanted?: string): string {
+  const file = join(dir, 'node.id');
+  const kept = existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined;
+  if (kept && wanted && kept !== wanted) {
+    throw new TongbuError('BAD_ARGUMENT', `--node-id ${wanted}: ${dir} belongs to node ${kept}`, {
+      data: { kept, wanted },
+    });
+  }
+  if (wanted !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(wanted))
+    throw new TongbuError('BAD_ARGUMENT', `--node-id: invalid id ${JSON.stringify(wanted)}`);
+  const id = kept ?? wanted ?? newNodeId();
+  if (!kept) writeFileSync(file, `${id}\n`);
+  return id;
+}
+
 export async function openNodeData(
   dir: string,
-  options: { bootstrap: boolean },
+  options: { bootstrap: boolean; cluster?: ClusterSettings },
 ): Promise<NodeData> {
   const root = resolve(dir);
-  const chunks = PackChunkStore.open(root);
-  const catalog = SqliteCatalog.open(catalogPath(root));
-  const store = new Store(chunks, catalog);
+  mkdirSync(root, { recursive: true });
+  const local = PackChunkStore.open(root);
+  const settings = options.cluster;
+  let store: Store;
+  let cluster: ClusterNode | undefined;
+  let catalog: Catalog;
+  if (settings) {
+    catalog = settings.catalog;
+    cluster = new ClusterNode({
+      ...settings,
+      catalog: settings.catalog,
+      local,
+      dataDir: root,
+      id: nodeId(root, settings.nodeId),
+      createNodeToken: async () =>
+        (await createToken(settings.catalog, ['*:admin'], 'cluster nodes')).token,
+      capacity: () => {
+        const fs = statfsSync(root);
+        return {
+          capacityBytes: fs.blocks * fs.bsize,
+          usedBytes: (fs.blocks - fs.bfree) * fs.bsize,
+        };
+      },
+    });
+    store = new Store(cluster.chunks, catalog);
+  } else {
+    catalog = SqliteCatalog.open(catalogPath(root));
+    store = new Store(local, catalog);
+  }
+  const base = { dir: root, store, ...(cluster ? { cluster } : {}) };
   const tokenFile = join(root, 'admin.token');
-  if (!options.bootstrap || existsSync(tokenFile)) return { dir: root, store };
+  if (!options.bootstrap || existsSync(tokenFile)) return base;
   const { token } = await createToken(catalog, ['*:admin'], 'admin (bootstrap)');
   writeFileSync(tokenFile, `${token}\n`, { mode: 0o600, flag: 'wx' });
-  return { dir: root, store, adminTokenFile: tokenFile };
+  return { ...base, adminTokenFile: tokenFile };
 }

@@ -27,7 +27,10 @@ import {
   type HealthResponse,
 } from '../endpoints/tongbu/protocol.js';
 import { MAX_OBJECT_BYTES } from '../store/chunk-store.js';
-import type { Store } from '../store/store.js';
+import type { ClusterNode } from '../cluster/cluster-node.js';
+import type { RangeQuery } from '../cluster/peer-client.js';
+import type { Catalog } from '../store/catalog.js';
+import { Store } from '../store/store.js';
 import { allows, authenticate, requireAccess, type Principal } from './auth.js';
 import { readBody, sendBytes, sendError, sendJson } from './http-util.js';
 import { Metrics } from './metrics.js';
@@ -40,12 +43,15 @@ export interface StoreServerOptions {
   readonly port: number;
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
   readonly version: string;
+  /** Set on a node of a replicated store: its chunks are `cluster.chunks`. */
+  readonly cluster?: ClusterNode;
 }
 
 export class StoreServer {
   private readonly options: StoreServerOptions;
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
+  private readonly principals = new Map<string, { principal: Principal; untilMs: number }>();
   readonly metrics = new Metrics();
   private readonly countRequest;
   private readonly countBytesIn;
@@ -72,6 +78,55 @@ export class StoreServer {
     );
     this.countChunks = m.counter('tongbu_chunks_stored_total', 'chunks written by uploads');
     m.gauge('tongbu_up', 'the node is serving', () => 1);
+    const cluster = options.cluster;
+    if (cluster) {
+      m.gauge(
+        'tongbu_cluster_members',
+        'members of the cluster',
+        () => cluster.view.members().length,
+      );
+      m.gauge(
+        'tongbu_cluster_members_live',
+        'members whose heartbeat is current',
+        () => cluster.view.members().filter((x) => x.live).length,
+      );
+      m.gauge('tongbu_replication_lag_chunks', 'chunks queued here for a replica', () =>
+        cluster.hints.total(),
+      );
+      m.gauge(
+        'tongbu_under_replicated_chunks',
+        'chunks held here with a replica on a node that is down',
+        () => cluster.countUnderReplicated(),
+      );
+      m.gauge(
+        'tongbu_read_repairs',
+        'copies replaced here by reads from other replicas',
+        () => cluster.readRepairs,
+      );
+      m.gauge(
+        'tongbu_scrub_checked',
+        'objects re-hashed by the last scrub',
+        () => cluster.lastScrub?.checked ?? 0,
+      );
+      m.gauge(
+        'tongbu_scrub_damaged',
+        'damaged copies the last scrub found',
+        () => cluster.lastScrub?.found ?? 0,
+      );
+      m.gauge(
+        'tongbu_scrub_repaired',
+        'damaged copies the last scrub replaced',
+        () => cluster.lastScrub?.repaired ?? 0,
+      );
+      m.gauge(
+        'tongbu_repair_remaining',
+        'copies anti-entropy found missing and has not pushed yet',
+        () => cluster.lastRepair?.remaining ?? 0,
+      );
+      m.gauge('tongbu_cluster_leader', 'this node runs the failure detector', () =>
+        cluster.leader ? 1 : 0,
+      );
+    }
   }
 
   /** Starts listening; resolves with the bound address. */
@@ -100,6 +155,13 @@ export class StoreServer {
         resolve();
       });
     });
+    // Joins the cluster once peers can reach it.
+    try {
+      await this.options.cluster?.start();
+    } catch (err) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw err;
+    }
     this.state = 'running';
     return server.address() as AddressInfo;
   }
@@ -114,9 +176,26 @@ export class StoreServer {
     setTimeout(() => server.closeAllConnections(), 5_000).unref();
     await closed;
     await this.options.store.chunks.sync();
+    await this.options.cluster?.stop();
     this.options.store.chunks.close();
     await this.options.store.catalog.close();
     rmSync(join(this.options.dataDir, 'running'), { force: true });
+  }
+
+  /**
+   * On a cluster node tokens live in the shared catalog (etcd: a network
+   * round trip); a token seen in the last 2 s is not looked up again, so a
+   * revocation takes effect within 2 s.
+   */
+  private async principalOf(header: string | undefined): Promise<Principal> {
+    if (!this.options.cluster) return authenticate(this.options.store.catalog, header);
+    const key = header ?? '';
+    const hit = this.principals.get(key);
+    if (hit && hit.untilMs > Date.now()) return hit.principal;
+    const principal = await authenticate(this.options.store.catalog, header);
+    if (this.principals.size >= 10_000) this.principals.clear();
+    this.principals.set(key, { principal, untilMs: Date.now() + TOKEN_CACHE_MS });
+    return principal;
   }
 
   private countSocket(socket: Socket): void {
@@ -153,7 +232,7 @@ export class StoreServer {
         sendJson(res, 200, health);
         return;
       }
-      const principal = await authenticate(this.options.store.catalog, req.headers.authorization);
+      const principal = await this.principalOf(req.headers.authorization);
       if (url.pathname === '/metrics') {
         route = 'metrics';
         for (const s of this.sockets) this.countSocket(s);
@@ -163,6 +242,18 @@ export class StoreServer {
       }
       if (parts[0] !== API_PREFIX.slice(1))
         throw new TongbuError('NOT_FOUND', `no route ${url.pathname}`);
+      const cluster = this.options.cluster;
+      if (parts[1] === 'internal' && cluster) {
+        route = `internal/${parts[2] ?? ''}`;
+        requireAccess(principal, 'admin');
+        await this.handleInternal(req, res, cluster, parts.slice(2));
+        return;
+      }
+      if (parts[1] === 'cluster' && cluster) {
+        route = 'cluster';
+        await this.handleCluster(req, res, cluster, principal, parts.slice(2));
+        return;
+      }
       if (parts[1] === 'chunks' || parts[1] === 'objects') {
         route = parts[1];
         await this.handleChunks(req, res, principal, parts.slice(2));
@@ -176,13 +267,26 @@ export class StoreServer {
       }
       if (parts[1] === 'ns' && parts.length >= 3) {
         route = `ns/${parts[3] ?? ''}`;
-        await handleNamespace(this.options.store, {
+        const namespace = decodeSegment(parts[2]!);
+        const stale = header(req, 'x-tongbu-consistency') === 'stale';
+        await handleNamespace(stale ? this.staleStore() : this.options.store, {
           req,
           res,
           url,
           principal,
-          namespace: decodeSegment(parts[2]!),
+          namespace,
           rest: parts.slice(3).map(decodeSegment),
+          ...(cluster
+            ? {
+                replicate: async <T>(fn: () => Promise<T>) => {
+                  const mode = await cluster.modeFor(
+                    namespace,
+                    header(req, 'x-tongbu-replication'),
+                  );
+                  return cluster.chunks.withWrite(mode, fn);
+                },
+              }
+            : {}),
         });
         return;
       }
@@ -200,17 +304,22 @@ export class StoreServer {
     rest: readonly string[],
   ): Promise<void> {
     const chunks = this.options.store.chunks;
+    const cluster = this.options.cluster;
     const method = req.method ?? 'GET';
     if (rest[0] === 'missing' && method === 'POST') {
       requireAccess(principal, 'write');
       const asked = decodeDigests(await readBody(req, MAX_BATCH_BYTES));
-      sendBytes(res, encodeDigests(chunks.missing(asked)));
+      const lacking = cluster
+        ? await cluster.chunks.missingForUpload(asked)
+        : chunks.missing(asked);
+      sendBytes(res, encodeDigests(lacking));
       return;
     }
     if (rest[0] === 'fetch' && method === 'POST') {
       requireAccess(principal, 'read');
       const asked = decodeDigests(await readBody(req, MAX_BATCH_BYTES));
-      const frames = asked.map((hash) => ({ hash, bytes: chunks.getSync(hash) }));
+      const frames = [];
+      for (const hash of asked) frames.push({ hash, bytes: await chunks.get(hash) });
       const parts = encodeBatch(frames);
       res.writeHead(200, {
         'content-type': 'application/octet-stream',
@@ -224,6 +333,17 @@ export class StoreServer {
       requireAccess(principal, 'write');
       // The whole batch is checked before anything is written.
       const frames = decodeBatch(await readBody(req, MAX_BATCH_BYTES));
+      if (cluster) {
+        const mode = await cluster.modeFor(
+          header(req, 'x-tongbu-namespace'),
+          header(req, 'x-tongbu-replication'),
+        );
+        const replication = await cluster.chunks.storeBatch(frames, mode);
+        const bytes = frames.reduce((n, f) => n + f.bytes.length, 0);
+        this.countChunks({}, frames.length);
+        sendJson(res, 200, { stored: frames.length, bytes, replication });
+        return;
+      }
       for (const f of frames) chunks.checkBytes(f.bytes, f.hash);
       let bytes = 0;
       for (const f of frames) {
@@ -247,8 +367,124 @@ export class StoreServer {
     if (method !== 'GET' && method !== 'HEAD')
       throw new TongbuError('BAD_ARGUMENT', `${method} not allowed on chunks`);
     requireAccess(principal, 'read');
-    sendBytes(res, chunks.getSync(hash));
+    sendBytes(res, Buffer.from(await chunks.get(hash)));
   }
+
+  /** The routes nodes use with each other (node token, admin scope). */
+  private async handleInternal(
+    req: IncomingMessage,
+    res: ServerResponse,
+    cluster: ClusterNode,
+    rest: readonly string[],
+  ): Promise<void> {
+    const local = cluster.chunks.local;
+    const method = req.method ?? 'GET';
+    const what = rest.join('/');
+    if (what === 'chunks' && method === 'POST') {
+      const frames = decodeBatch(await readBody(req, MAX_BATCH_BYTES));
+      for (const f of frames) local.checkBytes(f.bytes, f.hash);
+      for (const f of frames) local.storeChecked(f.bytes, f.hash);
+      // A replica acknowledges only what is durable.
+      await local.sync();
+      this.countChunks({}, frames.length);
+      sendJson(res, 200, { stored: frames.length });
+    } else if (what === 'missing' && method === 'POST') {
+      const asked = decodeDigests(await readBody(req, MAX_BATCH_BYTES));
+      sendBytes(res, encodeDigests(local.missing(asked)));
+    } else if (what === 'fetch' && method === 'POST') {
+      const asked = decodeDigests(await readBody(req, MAX_BATCH_BYTES));
+      const frames = [];
+      for (const hash of asked) {
+        try {
+          frames.push({ hash, bytes: local.getSync(hash) });
+        } catch {
+          // absent or damaged here: the asker tries another replica
+        }
+      }
+      const parts = encodeBatch(frames);
+      res.writeHead(200, {
+        'content-type': 'application/octet-stream',
+        'content-length': parts.reduce((n, p) => n + p.length, 0),
+      });
+      for (const p of parts) res.write(p);
+      res.end();
+    } else if (what === 'ranges' && method === 'POST') {
+      const query = rangeQuery(JSON.parse((await readBody(req, MAX_BATCH_BYTES)).toString('utf8')));
+      sendJson(res, 200, { ranges: cluster.rangeDigests(query) });
+    } else if (what === 'range-hashes' && method === 'POST') {
+      const body = JSON.parse((await readBody(req, MAX_BATCH_BYTES)).toString('utf8')) as {
+        range?: unknown;
+      };
+      const range = Number(body.range);
+      if (!Number.isInteger(range) || range < 0 || range > 255)
+        throw new TongbuError('BAD_ARGUMENT', 'range must be 0..255');
+      sendBytes(res, encodeDigests(cluster.rangeHashes(rangeQuery(body), range)));
+    } else if (what === 'status' && method === 'GET') {
+      sendJson(res, 200, cluster.status());
+    } else {
+      throw new TongbuError('NOT_FOUND', `no route ${method} ${INTERNAL_PREFIX}/${what}`);
+    }
+  }
+
+  /** `GET /v1/cluster`, `POST /v1/cluster/repair|scrub`, `DELETE /v1/cluster/members/ID`. */
+  private async handleCluster(
+    req: IncomingMessage,
+    res: ServerResponse,
+    cluster: ClusterNode,
+    principal: Principal,
+    rest: readonly string[],
+  ): Promise<void> {
+    const method = req.method ?? 'GET';
+    if (rest.length === 0 && method === 'GET') {
+      requireAccess(principal, 'read');
+      sendJson(res, 200, await cluster.clusterStatus());
+    } else if (rest.length === 1 && rest[0] === 'repair' && method === 'POST') {
+      requireAccess(principal, 'admin');
+      sendJson(res, 200, await cluster.repair());
+    } else if (rest.length === 1 && rest[0] === 'scrub' && method === 'POST') {
+      requireAccess(principal, 'admin');
+      sendJson(res, 200, await cluster.scrub());
+    } else if (rest.length === 2 && rest[0] === 'members' && method === 'DELETE') {
+      requireAccess(principal, 'admin');
+      const id = decodeSegment(rest[1]!);
+      if (!(await cluster.removeMember(id)))
+        throw new TongbuError('NOT_FOUND', `no member ${JSON.stringify(id)}`);
+      sendJson(res, 200, { removed: id });
+    } else {
+      throw new TongbuError(
+        'NOT_FOUND',
+        `no route ${method} ${API_PREFIX}/cluster/${rest.join('/')}`,
+      );
+    }
+  }
+
+  private staleStore(): Store {
+    const catalog = this.options.store.catalog;
+    const stale = Object.create(catalog) as Catalog;
+    stale.getRef = (namespace, name) => catalog.getRef(namespace, name, { consistency: 'stale' });
+    return new Store(this.options.store.chunks, stale);
+  }
+}
+
+const INTERNAL_PREFIX = `${API_PREFIX}/internal`;
+const TOKEN_CACHE_MS = 2_000;
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+function rangeQuery(body: unknown): RangeQuery {
+  const b = body as Partial<RangeQuery>;
+  if (
+    typeof b.requester !== 'string' ||
+    !Array.isArray(b.members) ||
+    !b.members.every((m) => typeof m === 'string') ||
+    !Number.isInteger(b.replicas)
+  ) {
+    throw new TongbuError('BAD_ARGUMENT', 'a range query needs requester, members and replicas');
+  }
+  return { requester: b.requester, members: b.members, replicas: b.replicas! };
 }
 
 function decodeSegment(segment: string): string {

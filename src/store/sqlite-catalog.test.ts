@@ -1,9 +1,23 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ContentHash } from '../core/hash.js';
+import { runClusterCatalogSuite } from './catalog-suite.js';
+import type { RefEvent } from './catalog.js';
 import { SqliteCatalog } from './sqlite-catalog.js';
+
+runClusterCatalogSuite('SqliteCatalog', {
+  create: () => join(mkdtempSync(join(tmpdir(), 'tongbu-catalog-')), 'catalog.db'),
+  open: (file) => Promise.resolve(SqliteCatalog.open(file)),
+  child: (file) => ({
+    module: new URL('./sqlite-catalog.ts', import.meta.url).href,
+    className: 'SqliteCatalog',
+    args: [file],
+  }),
+  compact: (catalog) => Promise.resolve(catalog.trimRefLog(0)),
+  destroy: (file) => Promise.resolve(rmSync(dirname(file), { recursive: true, force: true })),
+});
 
 const h = (n: number): ContentHash => `sha256:${n.toString(16).padStart(64, '0')}`;
 
@@ -64,6 +78,36 @@ describe('SqliteCatalog', () => {
     expect((await second.catalog.getRef('ns', 'heads/main'))!.version).toBe(51);
     await first.catalog.close();
     await second.catalog.close();
+  });
+
+  it('counts revisions from 0 and keeps only the newest moves in the log', async () => {
+    const { catalog } = open();
+    expect(await catalog.revision()).toBe(0);
+    for (let i = 1; i <= 5; i++)
+      await catalog.compareAndSwapRef('ns', `tags/v${i}`, undefined, h(i));
+    expect(await catalog.revision()).toBe(5);
+    catalog.trimRefLog(2);
+    const events: RefEvent[] = [];
+    const resets: number[] = [];
+    const kept = await catalog.watchRefs(
+      3,
+      (e) => events.push(e),
+      (r) => resets.push(r),
+    );
+    const lost = await catalog.watchRefs(
+      2,
+      () => undefined,
+      (r) => resets.push(r),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(events.map((e) => [e.revision, e.name])).toEqual([
+      [4, 'tags/v4'],
+      [5, 'tags/v5'],
+    ]);
+    expect(resets).toEqual([5]);
+    await kept.stop();
+    await lost.stop();
+    await catalog.close();
   });
 
   it('keeps tokens by secret hash and removes them', async () => {

@@ -146,7 +146,12 @@ export class Store {
     const baseRoot = base ? (await this.readCommit(base)).root : undefined;
 
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-      const head = await this.catalog.getRef(namespace, branch);
+      // A stale head costs only a failed CAS; the retry reads the current one.
+      const head = await this.catalog.getRef(
+        namespace,
+        branch,
+        attempt === 0 ? { consistency: 'stale' } : {},
+      );
       const headCommit = head ? await this.readCommit(head.commit) : undefined;
       const headRoot = headCommit?.root ?? (await emptyTree(this.chunks));
       const merged = head !== undefined && head.commit !== base;
@@ -232,37 +237,44 @@ export class Store {
 
   /** Every chunk and manifest a new entry names must be stored already. */
   private async checkContent(changes: readonly TreeChange[]): Promise<void> {
+    // Two lookups for the whole change set: the entries' data, then the chunks of their manifests.
+    const files = new Map<ContentHash, { key: string; entry: StoredEntry }>();
     for (const c of changes) {
       if (!c.value) continue;
       const e = fromTreeValue(c.value);
-      if (e.kind !== 'file' || !e.data) continue;
-      const missing = (hash: ContentHash): TongbuError =>
-        new TongbuError(
-          'BAD_ARGUMENT',
-          `entry ${JSON.stringify(c.key)} names missing chunk ${hash}`,
-          {
-            data: { key: c.key, hash },
-          },
-        );
-      if (e.parts === 1) {
-        if (this.chunks.missing([e.data]).length > 0) throw missing(e.data);
-        continue;
-      }
-      if (this.chunks.missing([e.data]).length > 0) throw missing(e.data);
-      const manifest = decodeManifest(await this.chunks.get(e.data));
+      if (e.kind === 'file' && e.data) files.set(e.data, { key: c.key, entry: e });
+    }
+    const missing = (key: string, hash: ContentHash): TongbuError =>
+      new TongbuError('BAD_ARGUMENT', `entry ${JSON.stringify(key)} names missing chunk ${hash}`, {
+        data: { key, hash },
+      });
+    const [absentData] = await this.absent([...files.keys()]);
+    if (absentData) throw missing(files.get(absentData)!.key, absentData);
+    const chunkOwners = new Map<ContentHash, string>();
+    for (const [data, { key, entry }] of files) {
+      if (entry.parts === 1) continue;
+      const manifest = decodeManifest(await this.chunks.get(data));
       const total = manifest.reduce((n, m) => n + m.size, 0);
-      if (manifest.length !== e.parts || total !== e.size) {
+      if (manifest.length !== entry.parts || total !== entry.size) {
         throw new TongbuError(
           'BAD_ARGUMENT',
-          `entry ${JSON.stringify(c.key)}: manifest does not match size`,
+          `entry ${JSON.stringify(key)}: manifest does not match size`,
           {
-            data: { key: c.key },
+            data: { key },
           },
         );
       }
-      const absent = this.chunks.missing(manifest.map((m) => m.hash));
-      if (absent.length > 0) throw missing(absent[0]!);
+      for (const m of manifest) chunkOwners.set(m.hash, key);
     }
+    const [absentChunk] = await this.absent([...chunkOwners.keys()]);
+    if (absentChunk) throw missing(chunkOwners.get(absentChunk)!, absentChunk);
+  }
+
+  /** Presence only: uploads and `missing` answers touched these already, for gc. */
+  private async absent(hashes: readonly ContentHash[]): Promise<ContentHash[]> {
+    if (this.chunks.missingAnywhere) return this.chunks.missingAnywhere(hashes);
+    const here = await Promise.all(hashes.map((h) => this.chunks.has(h)));
+    return hashes.filter((_, i) => !here[i]);
   }
 
   /** Keys both writers changed, to different values, fail the commit. */

@@ -69,6 +69,14 @@ export const syncOptionsSchema = z.object({
     .describe('file keeping the sync state of each source/destination pair'),
   tag: z.string().optional().describe('tongbu:// destination: tag the commit with this name'),
   message: z.string().optional().describe('tongbu:// destination: the commit message'),
+  replication: z
+    .enum(['sync', 'quorum', 'async'])
+    .optional()
+    .describe('tongbu:// cluster: wait for all R replicas, a majority, or one'),
+  consistency: z
+    .enum(['linearizable', 'stale'])
+    .optional()
+    .describe('tongbu:// cluster: ref reads up to date, or from any node (faster, maybe older)'),
   token: z
     .string()
     .optional()

@@ -21,6 +21,8 @@ export interface StoreNodeOptions {
   /** Serve HTTPS with this certificate and key (PEM files). */
   readonly tls?: { readonly cert: string; readonly key: string };
   readonly env?: NodeJS.ProcessEnv;
+  /** More `tongbu serve` arguments (a cluster node's --catalog, --node-id…). */
+  readonly args?: readonly string[];
 }
 
 export interface StoreNode {
@@ -68,7 +70,10 @@ export async function startStoreNode(options: StoreNodeOptions = {}): Promise<St
   let port = options.port ?? 0;
   let proc: RunningCli | undefined;
   let err: string[] = [];
-  const tlsArgs = options.tls ? ['--tls-cert', options.tls.cert, '--tls-key', options.tls.key] : [];
+  const tlsArgs = [
+    ...(options.tls ? ['--tls-cert', options.tls.cert, '--tls-key', options.tls.key] : []),
+    ...(options.args ?? []),
+  ];
 
   const launch = async (fixedPort: boolean): Promise<void> => {
     for (let attempt = 1; ; attempt++) {

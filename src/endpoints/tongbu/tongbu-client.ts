@@ -23,6 +23,10 @@ export interface ClientOptions {
   readonly signal?: AbortSignal;
   /** Concurrent connections per node. */
   readonly connections?: number;
+  /** Sent with every request (e.g. `x-tongbu-replication`). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** A request with no answer within this time fails as UNAVAILABLE; none by default. */
+  readonly timeoutMs?: number;
 }
 
 interface RawResponse {
@@ -46,14 +50,20 @@ export class TongbuClient {
   readonly target: TongbuUrl;
   private readonly token: string | undefined;
   private readonly agent: HttpAgent;
+  private readonly headers: Readonly<Record<string, string>>;
+  private readonly timeoutMs: number | undefined;
   private current = 0;
   /** Bytes of request and response bodies, for the summary. */
   sent = 0;
   received = 0;
+  /** On a cluster: the fewest replicas any uploaded chunk batch reached, and the mode. */
+  uploadReplication: ReplicationAnswer | undefined;
 
   constructor(target: TongbuUrl, options: ClientOptions = {}) {
     this.target = target;
     this.token = options.token;
+    this.headers = options.headers ?? {};
+    this.timeoutMs = options.timeoutMs;
     const agentOptions = { keepAlive: true, maxSockets: options.connections ?? 8 };
     this.agent = target.tls ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
   }
@@ -77,7 +87,11 @@ export class TongbuClient {
   }
 
   async putChunks(frames: readonly ChunkFrame[]): Promise<void> {
-    if (frames.length > 0) await this.call('POST', `${API_PREFIX}/chunks`, encodeBatch(frames));
+    if (frames.length === 0) return;
+    const r = await this.call('POST', `${API_PREFIX}/chunks`, encodeBatch(frames));
+    const answer = (JSON.parse(r.body.toString('utf8')) as { replication?: ReplicationAnswer })
+      .replication;
+    if (answer) this.uploadReplication = fewestReplicas(this.uploadReplication, answer);
   }
 
   async fetchChunks(hashes: readonly ContentHash[]): Promise<ChunkFrame[]> {
@@ -141,6 +155,7 @@ export class TongbuClient {
           path,
           agent: this.agent,
           headers: {
+            ...this.headers,
             'content-length': length,
             ...(type
               ? { 'content-type': type }
@@ -165,11 +180,36 @@ export class TongbuClient {
         },
       );
       req.on('error', (err) => reject(unreachable(host, err)));
+      if (this.timeoutMs !== undefined) {
+        const ms = this.timeoutMs;
+        req.setTimeout(ms, () => {
+          const err = new Error(`no answer within ${ms} ms`) as NodeJS.ErrnoException;
+          err.code = 'ETIMEDOUT';
+          req.destroy(err);
+        });
+      }
       for (const b of body) req.write(b);
       this.sent += length;
       req.end();
     });
   }
+}
+
+/** What a cluster node says of a replicated write. */
+export interface ReplicationAnswer {
+  readonly mode: string;
+  /** The fewest replicas any chunk of the write reached. */
+  readonly replicas: number;
+  /** R. */
+  readonly wanted: number;
+}
+
+export function fewestReplicas(
+  a: ReplicationAnswer | undefined,
+  b: ReplicationAnswer | undefined,
+): ReplicationAnswer | undefined {
+  if (!a || !b) return a ?? b;
+  return a.replicas <= b.replicas ? a : b;
 }
 
 function unreachable(host: string, err: Error): TongbuError {

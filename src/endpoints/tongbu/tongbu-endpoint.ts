@@ -26,7 +26,7 @@ import type {
 import { readContent } from './chunk-download.js';
 import { uploadContent } from './chunk-upload.js';
 import { encodeKeyPath } from './protocol.js';
-import { TongbuClient } from './tongbu-client.js';
+import { fewestReplicas, TongbuClient, type ReplicationAnswer } from './tongbu-client.js';
 import { parseTongbuUrl, type TongbuUrl } from './tongbu-url.js';
 
 const CAPABILITIES: EndpointCapabilities = Object.freeze({
@@ -47,6 +47,10 @@ export interface TongbuEndpointOptions {
   /** Tag the commit a sync makes. */
   readonly tag?: string;
   readonly message?: string;
+  /** On a cluster: the replication mode of the writes (sync, quorum, async). */
+  readonly replication?: string;
+  /** `stale` lets any node answer ref reads from its possibly older view. */
+  readonly consistency?: 'linearizable' | 'stale';
 }
 
 type Stored = StoredEntry & { readonly key: string };
@@ -71,6 +75,15 @@ export class TongbuEndpoint implements Endpoint {
     this.client = new TongbuClient(this.target, {
       ...(options.token !== undefined ? { token: options.token } : {}),
       connections: Math.max(4, options.transfers ?? 4),
+      headers: {
+        'x-tongbu-namespace': this.target.namespace,
+        ...(options.replication !== undefined
+          ? { 'x-tongbu-replication': options.replication }
+          : {}),
+        ...(options.consistency !== undefined
+          ? { 'x-tongbu-consistency': options.consistency }
+          : {}),
+      },
     });
   }
 
@@ -245,14 +258,22 @@ export class TongbuEndpoint implements Endpoint {
       message: message ?? this.options.message ?? '',
       ...(tag !== undefined ? { tag } : {}),
     };
-    const r = (await this.client.json('POST', this.client.nsPath('commits'), body)) as CommitResult;
+    const r = (await this.client.json(
+      'POST',
+      this.client.nsPath('commits'),
+      body,
+    )) as CommitResult & {
+      replication?: ReplicationAnswer;
+    };
     this.changes.clear();
     this.base = r.commit;
+    const replication = fewestReplicas(this.client.uploadReplication, r.replication);
     return {
       commit: r.commit,
       entries: r.entries,
       merged: r.merged,
       uploadedBytes: this.sentBytes,
+      ...(replication ? { replication } : {}),
       ...(r.tag !== undefined ? { tag: r.tag } : {}),
     };
   }
