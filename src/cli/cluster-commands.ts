@@ -26,6 +26,8 @@ export const CLUSTER_USAGE = `usage: tongbu cluster status URL      nodes, healt
        tongbu cluster repair URL      run anti-entropy on the node URL names, now
        tongbu cluster scrub URL       re-hash every chunk of that node, repair damaged ones
        tongbu cluster remove URL ID   forget node ID for good; its chunks get new replicas
+       tongbu cluster mode URL NS MODE   writes to namespace NS default to MODE (sync, quorum,
+                                      async; 'default' clears it)
 URL: tongbu://HOST:PORT[,HOST:PORT…] (a namespace is not needed)
 `;
 
@@ -41,8 +43,8 @@ export async function clusterCommand(argv: readonly string[]): Promise<number> {
   const options = parseOptions(clusterSchema, line.options);
   const json = line.cli['json'] === true;
   const args = line.positionals;
-  const wanted = sub === 'remove' ? 2 : 1;
-  if (!['status', 'repair', 'scrub', 'remove'].includes(sub) || args.length !== wanted) {
+  const wanted = sub === 'remove' ? 2 : sub === 'mode' ? 3 : 1;
+  if (!['status', 'repair', 'scrub', 'remove', 'mode'].includes(sub) || args.length !== wanted) {
     throw new TongbuError(
       'BAD_ARGUMENT',
       `unknown or incomplete cluster command\n${CLUSTER_USAGE}`,
@@ -65,6 +67,22 @@ export async function clusterCommand(argv: readonly string[]): Promise<number> {
         json
           ? `${JSON.stringify({ removed: id })}\n`
           : `removed ${id}; its chunks are re-replicated by anti-entropy\n`,
+      );
+      return 0;
+    }
+    if (sub === 'mode') {
+      const [, ns, mode] = args as [string, string, string];
+      const r = await client.json(
+        'PUT',
+        `${API_PREFIX}/cluster/replication/${encodeURIComponent(ns)}`,
+        {
+          mode: mode === 'default' ? null : mode,
+        },
+      );
+      out(
+        json
+          ? `${JSON.stringify(r)}\n`
+          : `${ns}: ${mode === 'default' ? 'the node default' : mode}\n`,
       );
       return 0;
     }

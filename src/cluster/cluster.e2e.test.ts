@@ -114,6 +114,16 @@ describe('replicated store (embedded catalog)', () => {
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^R=3, quorum by default, leader n\d/);
     expect(text.stdout).toMatch(/up {3}n3 {2}http:\/\/127\.0\.0\.1:\d+/);
+    // A namespace's own mode applies when the client asks for none.
+    const mode = await runCli(['cluster', 'mode', cluster.url('', [2]), 'logs', 'async'], {
+      env: { TONGBU_TOKEN: cluster.nodes[0]!.token },
+    });
+    expect(mode.code).toBe(0);
+    writeFiles(path.join(src, 'more'), 9, 2);
+    const logs = await push(cluster, src, 'logs', [0]);
+    expect(logs.json.commit?.replication).toEqual({ mode: 'async', replicas: 1, wanted: 3 });
+    const ckpt = await push(cluster, src, 'ckpt', [1]);
+    expect(ckpt.json.commit?.replication?.mode).toBe('quorum');
   });
 
   it('async with a node killed: the answer says 1 replica, the lag drains to 0 once it is back', async () => {

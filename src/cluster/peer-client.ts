@@ -49,7 +49,7 @@ export class PeerClient {
         namespace: '_',
         prefix: '',
       },
-      { token, timeoutMs, connections: 8 },
+      { token, timeoutMs, connections: 64 },
     );
   }
 

@@ -29,6 +29,8 @@ import {
 import { MAX_OBJECT_BYTES } from '../store/chunk-store.js';
 import type { ClusterNode } from '../cluster/cluster-node.js';
 import type { RangeQuery } from '../cluster/peer-client.js';
+import { isReplicationMode } from '../cluster/placement.js';
+import { validateNamespace } from '../store/commit.js';
 import type { Catalog } from '../store/catalog.js';
 import { Store } from '../store/store.js';
 import { allows, authenticate, requireAccess, type Principal } from './auth.js';
@@ -426,7 +428,10 @@ export class StoreServer {
     }
   }
 
-  /** `GET /v1/cluster`, `POST /v1/cluster/repair|scrub`, `DELETE /v1/cluster/members/ID`. */
+  /**
+   * `GET /v1/cluster`, `POST /v1/cluster/repair|scrub`, `PUT /v1/cluster/replication/NS`
+   * (`{mode}`, null to clear), `DELETE /v1/cluster/members/ID`.
+   */
   private async handleCluster(
     req: IncomingMessage,
     res: ServerResponse,
@@ -444,6 +449,21 @@ export class StoreServer {
     } else if (rest.length === 1 && rest[0] === 'scrub' && method === 'POST') {
       requireAccess(principal, 'admin');
       sendJson(res, 200, await cluster.scrub());
+    } else if (rest.length === 2 && rest[0] === 'replication' && method === 'PUT') {
+      const namespace = validateNamespace(decodeSegment(rest[1]!));
+      requireAccess(principal, 'admin', namespace);
+      const body = JSON.parse((await readBody(req, 64 * 1024)).toString('utf8') || '{}') as {
+        mode?: unknown;
+      };
+      const mode = body.mode === null || body.mode === undefined ? undefined : String(body.mode);
+      if (mode !== undefined && !isReplicationMode(mode)) {
+        throw new TongbuError(
+          'BAD_ARGUMENT',
+          `mode must be sync, quorum or async, not ${JSON.stringify(mode)}`,
+        );
+      }
+      await cluster.options.catalog.putSetting(`replication/${namespace}`, mode);
+      sendJson(res, 200, { namespace, mode: mode ?? null });
     } else if (rest.length === 2 && rest[0] === 'members' && method === 'DELETE') {
       requireAccess(principal, 'admin');
       const id = decodeSegment(rest[1]!);

@@ -125,6 +125,8 @@ export class PackChunkStore implements ChunkStore {
   private lastSeq: number;
   private totals: { objects: number; bytes: number; dataVersion: number } | undefined;
   private syncs: Promise<unknown> = Promise.resolve();
+  /** A sync queued behind the running one: later callers join it (group commit). */
+  private pendingSync: Promise<void> | undefined;
   private compaction: Promise<unknown> = Promise.resolve();
   private closed = false;
 
@@ -242,7 +244,13 @@ export class PackChunkStore implements ChunkStore {
    * last sync, then commits the index with the highest sequence number they cover.
    */
   sync(): Promise<void> {
-    const run = this.syncs.then(() => this.syncNow());
+    // A sync that has not started yet covers every write made before it starts: join it.
+    if (this.pendingSync) return this.pendingSync;
+    const run = this.syncs.then(() => {
+      this.pendingSync = undefined;
+      return this.syncNow();
+    });
+    this.pendingSync = run;
     this.syncs = run.catch(() => undefined);
     return run;
   }
