@@ -455,7 +455,12 @@ export class StoreServer {
       const body = JSON.parse((await readBody(req, 64 * 1024)).toString('utf8') || '{}') as {
         mode?: unknown;
       };
-      const mode = body.mode === null || body.mode === undefined ? undefined : String(body.mode);
+      const mode =
+        typeof body.mode === 'string'
+          ? body.mode
+          : body.mode == null
+            ? undefined
+            : JSON.stringify(body.mode);
       if (mode !== undefined && !isReplicationMode(mode)) {
         throw new TongbuError(
           'BAD_ARGUMENT',
