@@ -7,23 +7,27 @@
  * - the failure detector (one leader at a time, by election): marks members
  *   down past the grace period dead, which takes them out of placement, and
  *   un-marks them when they return;
- * - anti-entropy: compares this node's chunks with each peer's by hash range
- *   (256 ranges, count and XOR of the digests placed on both) and pushes what
- *   the peer lacks; throttled, resumable, with progress;
- * - the scrubber: re-hashes every stored chunk at a throttled rate and
- *   replaces damaged copies from healthy replicas.
+ * - anti-entropy and the scrubber on timers (repair.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { TongbuError } from '../core/errors.js';
 import type { ContentHash } from '../core/hash.js';
-import type { ChunkFrame } from '../endpoints/tongbu/protocol.js';
 import type { ClusterCatalog, MemberRecord } from '../store/catalog.js';
 import type { ChunkStore } from '../store/chunk-store.js';
 import { ClusterView, DEAD_SETTING, NODE_TOKEN_SETTING } from './cluster-view.js';
 import { HintQueue } from './hint-queue.js';
 import type { RangeDigest, RangeQuery } from './peer-client.js';
-import { placeReplicas, placementNode, type ReplicationMode } from './placement.js';
+import { type ReplicationMode } from './placement.js';
+import {
+  AntiEntropy,
+  localFrames,
+  Scrubber,
+  type RepairContext,
+  type RepairReport,
+} from './repair.js';
 import { ReplicatedChunkStore } from './replicated-chunk-store.js';
+
+export type { RepairReport } from './repair.js';
 
 export interface ClusterNodeOptions {
   readonly catalog: ClusterCatalog;
@@ -52,27 +56,6 @@ export interface ClusterNodeOptions {
   readonly capacity?: () => { capacityBytes: number; usedBytes: number };
 }
 
-export interface RepairReport {
-  readonly kind: 'anti-entropy' | 'scrub';
-  state: 'idle' | 'running' | 'done' | 'failed';
-  startedMs: number;
-  finishedMs?: number;
-  /** Objects looked at so far and in all. */
-  checked: number;
-  total: number;
-  /** Copies found missing (anti-entropy) or damaged (scrub). */
-  found: number;
-  /** Copies pushed or replaced. */
-  repaired: number;
-  repairedBytes: number;
-  /** Found and not repaired yet: an honest remaining count. */
-  remaining: number;
-  /** Ranges compared and found different (anti-entropy). */
-  rangesCompared?: number;
-  rangesDiffering?: number;
-  error?: string;
-}
-
 export interface NodeStatus {
   readonly id: string;
   readonly url: string;
@@ -91,11 +74,8 @@ export interface NodeStatus {
   readonly readRepairs: number;
 }
 
-const RANGES = 256;
 const FAILURE_DETECTOR = 'failure-detector';
 const HINT_BATCH = 512;
-const MISSING_BATCH = 50_000;
-const PUSH_BATCH_BYTES = 16 * 1024 * 1024;
 
 export class ClusterNode {
   readonly options: ClusterNodeOptions;
@@ -108,10 +88,8 @@ export class ClusterNode {
   private leading = false;
   private draining = false;
   private detecting = false;
-  private repairRun: Promise<RepairReport> | undefined;
-  private scrubRun: Promise<RepairReport> | undefined;
-  lastRepair: RepairReport | undefined;
-  lastScrub: RepairReport | undefined;
+  readonly antiEntropy: AntiEntropy;
+  readonly scrubber: Scrubber;
   underReplicated = 0;
   private underCountedMs = 0;
   readRepairs = 0;
@@ -128,6 +106,18 @@ export class ClusterNode {
     this.chunks = new ReplicatedChunkStore(options.local, this.view, this.hints, {
       readRepaired: () => this.readRepairs++,
     });
+    const context = (bytesPerSec: number): RepairContext => ({
+      selfId: options.id,
+      replicas: options.replicas,
+      local: options.local,
+      chunks: this.chunks,
+      view: this.view,
+      hints: this.hints,
+      bytesPerSec,
+      running: () => this.state === 'running',
+    });
+    this.antiEntropy = new AntiEntropy(context(options.repairBytesPerSec ?? 200 * 1024 * 1024));
+    this.scrubber = new Scrubber(context(options.scrubBytesPerSec ?? 100 * 1024 * 1024));
   }
 
   /** This node runs the failure detector now. */
@@ -172,7 +162,7 @@ export class ClusterNode {
     if (this.state !== 'running') return;
     this.state = 'stopped';
     for (const t of this.timers.splice(0)) clearInterval(t);
-    await Promise.allSettled([this.repairRun, this.scrubRun]);
+    await Promise.allSettled([this.antiEntropy.idle(), this.scrubber.idle()]);
     await this.resign?.().catch(() => undefined);
     await this.options.catalog.leave(this.options.id).catch(() => undefined);
     this.view.close();
@@ -234,7 +224,7 @@ export class ClusterNode {
         for (;;) {
           const hashes = this.hints.take(node, HINT_BATCH);
           if (hashes.length === 0) break;
-          const frames = this.localFrames(hashes);
+          const frames = localFrames(this.options.local, hashes);
           await this.view.peer(node)!.store(frames);
           this.hints.remove(node, hashes);
           pushed += frames.length;
@@ -244,19 +234,6 @@ export class ClusterNode {
       this.draining = false;
     }
     return pushed;
-  }
-
-  /** The intact local copies of `hashes` (a copy gone or damaged is left to anti-entropy). */
-  private localFrames(hashes: readonly ContentHash[]): ChunkFrame[] {
-    const frames: ChunkFrame[] = [];
-    for (const hash of hashes) {
-      try {
-        frames.push({ hash, bytes: this.options.local.getSync(hash) });
-      } catch {
-        // not here any more
-      }
-    }
-    return frames;
   }
 
   // ---- failure detection (leader only) ----
@@ -297,279 +274,24 @@ export class ClusterNode {
     }
   }
 
-  // ---- anti-entropy ----
-
-  /** The range digests of the local chunks placed on both this node and `query.requester`. */
-  rangeDigests(query: RangeQuery): RangeDigest[] {
-    const digests = emptyRanges();
-    this.forShared(query, (hash) => addToRange(digests, hash));
-    return digests.map(finishRange);
-  }
-
-  /** The local chunks of one range placed on both this node and `query.requester`. */
-  rangeHashes(query: RangeQuery, range: number): ContentHash[] {
-    const out: ContentHash[] = [];
-    this.forShared(query, (hash) => {
-      if (rangeOf(hash) === range) out.push(hash);
-    });
-    return out;
-  }
-
-  private forShared(query: RangeQuery, visit: (hash: ContentHash) => void): void {
-    const nodes = query.members.map(placementNode);
-    const self = this.options.id;
-    for (const o of this.options.local.entries()) {
-      const ids = placeReplicas(o.hash, nodes, query.replicas).map((n) => n.id);
-      if (ids.includes(self) && ids.includes(query.requester)) visit(o.hash);
-    }
-  }
+  // ---- repairs (repair.ts) ----
 
   /** One anti-entropy pass (or the one running). */
   repair(): Promise<RepairReport> {
-    this.repairRun ??= this.repairPass().finally(() => (this.repairRun = undefined));
-    return this.repairRun;
+    return this.antiEntropy.run();
   }
-
-  private async repairPass(): Promise<RepairReport> {
-    await this.view.refresh();
-    const self = this.options.id;
-    const members = this.view.placementIds();
-    const replicas = this.options.replicas;
-    const report: RepairReport = {
-      kind: 'anti-entropy',
-      state: 'running',
-      startedMs: Date.now(),
-      checked: 0,
-      total: this.options.local.stats().objects,
-      found: 0,
-      repaired: 0,
-      repairedBytes: 0,
-      remaining: 0,
-      rangesCompared: 0,
-      rangesDiffering: 0,
-    };
-    this.lastRepair = report;
-    try {
-      // One scan: digests per peer, handoff copies, and the under-replicated count.
-      const nodes = members.map(placementNode);
-      const perPeer = new Map<string, ReturnType<typeof emptyRanges>>();
-      const handoff: ContentHash[] = [];
-      let under = 0;
-      for (const o of this.options.local.entries()) {
-        report.checked++;
-        const ids = placeReplicas(o.hash, nodes, replicas).map((n) => n.id);
-        if (!ids.includes(self)) {
-          handoff.push(o.hash);
-          continue;
-        }
-        const firstLive = ids.find((id) => this.view.isLive(id));
-        if (firstLive === self && ids.some((id) => !this.view.isLive(id))) under++;
-        for (const id of ids) {
-          if (id === self) continue;
-          let ranges = perPeer.get(id);
-          if (!ranges) perPeer.set(id, (ranges = emptyRanges()));
-          addToRange(ranges, o.hash);
-        }
-      }
-      this.underReplicated = under;
-      // Resume: peers already done in an interrupted pass over the same members are skipped.
-      const cursor = this.readCursor(members);
-      for (const peerId of [...perPeer.keys()].sort()) {
-        if (this.state !== 'running') break;
-        if (cursor.done.includes(peerId) || !this.view.isLive(peerId)) continue;
-        const peer = this.view.peer(peerId)!;
-        const query: RangeQuery = { requester: self, members, replicas };
-        const theirs = await peer.ranges(query);
-        const ours = perPeer.get(peerId)!.map(finishRange);
-        const differing: number[] = [];
-        for (let r = 0; r < RANGES; r++) {
-          report.rangesCompared!++;
-          if (ours[r]!.count !== theirs[r]?.count || ours[r]!.xor !== theirs[r]?.xor)
-            differing.push(r);
-        }
-        report.rangesDiffering! += differing.length;
-        if (differing.length > 0) {
-          const wanted = new Set(differing);
-          const candidates: ContentHash[] = [];
-          for (const o of this.options.local.entries()) {
-            if (!wanted.has(rangeOf(o.hash))) continue;
-            const ids = placeReplicas(o.hash, nodes, replicas).map((n) => n.id);
-            if (ids.includes(self) && ids.includes(peerId)) candidates.push(o.hash);
-          }
-          await this.pushMissing(peerId, candidates, report);
-        }
-        cursor.done.push(peerId);
-        this.writeCursor(members, cursor.done);
-      }
-      // Copies kept here for others (handoff): pushed to their replicas, then dropped here.
-      await this.settleHandoff(handoff, nodes, report);
-      this.writeCursor(members, undefined);
-      report.state = this.state === 'running' ? 'done' : 'failed';
-      if (report.state === 'failed') report.error = 'stopped';
-    } catch (err) {
-      report.state = 'failed';
-      report.error = (err as Error).message;
-    }
-    report.finishedMs = Date.now();
-    return report;
-  }
-
-  private async pushMissing(
-    peerId: string,
-    candidates: readonly ContentHash[],
-    report: RepairReport,
-  ): Promise<void> {
-    const peer = this.view.peer(peerId)!;
-    for (let i = 0; i < candidates.length; i += MISSING_BATCH) {
-      const lacking = await peer.missing(candidates.slice(i, i + MISSING_BATCH));
-      report.found += lacking.length;
-      report.remaining += lacking.length;
-      await this.push(peerId, lacking, report);
-    }
-  }
-
-  private async push(
-    peerId: string,
-    hashes: readonly ContentHash[],
-    report: RepairReport,
-  ): Promise<void> {
-    const peer = this.view.peer(peerId)!;
-    const limit = this.options.repairBytesPerSec ?? 200 * 1024 * 1024;
-    let batch: ChunkFrame[] = [];
-    let bytes = 0;
-    const flush = async (): Promise<void> => {
-      if (batch.length === 0) return;
-      const started = Date.now();
-      await peer.store(batch);
-      report.repaired += batch.length;
-      report.repairedBytes += bytes;
-      report.remaining -= batch.length;
-      const minMs = (bytes / limit) * 1000;
-      const spent = Date.now() - started;
-      if (spent < minMs) await sleep(minMs - spent);
-      batch = [];
-      bytes = 0;
-    };
-    for (const hash of hashes) {
-      if (this.state !== 'running') return;
-      const [frame] = this.localFrames([hash]);
-      if (!frame) {
-        report.remaining--;
-        continue;
-      }
-      batch.push(frame);
-      bytes += frame.bytes.length;
-      if (bytes >= PUSH_BATCH_BYTES) await flush();
-    }
-    await flush();
-  }
-
-  private async settleHandoff(
-    handoff: readonly ContentHash[],
-    nodes: ReturnType<typeof placementNode>[],
-    report: RepairReport,
-  ): Promise<void> {
-    if (handoff.length === 0) return;
-    const byNode = new Map<string, ContentHash[]>();
-    for (const h of handoff)
-      for (const n of placeReplicas(h, nodes, this.options.replicas))
-        byNode.set(n.id, [...(byNode.get(n.id) ?? []), h]);
-    const unconfirmed = new Set<ContentHash>();
-    for (const [id, hashes] of byNode) {
-      if (!this.view.isLive(id)) {
-        for (const h of hashes) unconfirmed.add(h);
-        continue;
-      }
-      try {
-        await this.pushMissing(id, hashes, report);
-      } catch {
-        for (const h of hashes) unconfirmed.add(h);
-      }
-    }
-    // Every replica has it now: this node's extra copy is no longer needed.
-    for (const h of handoff)
-      if (!unconfirmed.has(h) && !this.hints.queued(h)) this.options.local.remove(h);
-  }
-
-  private readCursor(members: readonly string[]): { done: string[] } {
-    const raw = this.hints.getState('repair-cursor');
-    if (!raw) return { done: [] };
-    const saved = JSON.parse(raw) as { members: string[]; done: string[] };
-    return saved.members.join(',') === members.join(',') ? { done: saved.done } : { done: [] };
-  }
-
-  private writeCursor(members: readonly string[], done: string[] | undefined): void {
-    this.hints.setState(
-      'repair-cursor',
-      done === undefined ? undefined : JSON.stringify({ members, done }),
-    );
-  }
-
-  // ---- scrub ----
 
   /** One scrub pass (or the one running). */
   scrub(): Promise<RepairReport> {
-    this.scrubRun ??= this.scrubPass().finally(() => (this.scrubRun = undefined));
-    return this.scrubRun;
+    return this.scrubber.run();
   }
 
-  private async scrubPass(): Promise<RepairReport> {
-    const local = this.options.local;
-    const report: RepairReport = {
-      kind: 'scrub',
-      state: 'running',
-      startedMs: Date.now(),
-      checked: 0,
-      total: local.stats().objects,
-      found: 0,
-      repaired: 0,
-      repairedBytes: 0,
-      remaining: 0,
-    };
-    this.lastScrub = report;
-    const limit = this.options.scrubBytesPerSec ?? 100 * 1024 * 1024;
-    const resumeAfter = this.hints.getState('scrub-cursor');
-    let windowStart = Date.now();
-    let windowBytes = 0;
-    try {
-      for (const o of local.entries()) {
-        if (this.state !== 'running') break;
-        if (resumeAfter !== undefined && o.hash <= resumeAfter) continue;
-        report.checked++;
-        try {
-          local.getSync(o.hash);
-        } catch (err) {
-          if (!(err instanceof TongbuError) || err.code !== 'HASH_MISMATCH') throw err;
-          report.found++;
-          report.remaining++;
-          const good = await this.chunks.fetchFromPeers(o.hash);
-          if (good) {
-            local.remove(o.hash);
-            local.storeChecked(good, o.hash);
-            report.repaired++;
-            report.repairedBytes += good.length;
-            report.remaining--;
-          }
-        }
-        windowBytes += o.size;
-        if (report.checked % 1_000 === 0) this.hints.setState('scrub-cursor', o.hash);
-        const minMs = (windowBytes / limit) * 1000;
-        const spent = Date.now() - windowStart;
-        if (minMs - spent > 20) {
-          await sleep(minMs - spent);
-          windowStart = Date.now();
-          windowBytes = 0;
-        }
-      }
-      await local.sync();
-      this.hints.setState('scrub-cursor', undefined);
-      report.state = this.state === 'running' ? 'done' : 'failed';
-    } catch (err) {
-      report.state = 'failed';
-      report.error = (err as Error).message;
-    }
-    report.finishedMs = Date.now();
-    return report;
+  rangeDigests(query: RangeQuery): RangeDigest[] {
+    return this.antiEntropy.rangeDigests(query);
+  }
+
+  rangeHashes(query: RangeQuery, range: number): ContentHash[] {
+    return this.antiEntropy.rangeHashes(query, range);
   }
 
   // ---- status ----
@@ -610,8 +332,8 @@ export class ClusterNode {
       lag: Object.values(hints).reduce((a, b) => a + b, 0),
       underReplicated: this.countUnderReplicated(),
       leader: this.leading,
-      ...(this.lastRepair ? { repair: this.lastRepair } : {}),
-      ...(this.lastScrub ? { scrub: this.lastScrub } : {}),
+      ...(this.antiEntropy.last ? { repair: this.antiEntropy.last } : {}),
+      ...(this.scrubber.last ? { scrub: this.scrubber.last } : {}),
       readRepairs: this.readRepairs,
     };
   }
@@ -692,27 +414,4 @@ export interface ClusterStatus {
 /** A fresh node id: `n-` and 12 random hex digits. */
 export function newNodeId(): string {
   return `n-${randomBytes(6).toString('hex')}`;
-}
-
-function rangeOf(hash: ContentHash): number {
-  return parseInt(hash.slice(7, 9), 16);
-}
-
-function emptyRanges(): { count: number; xor: Buffer }[] {
-  return Array.from({ length: RANGES }, () => ({ count: 0, xor: Buffer.alloc(32) }));
-}
-
-function addToRange(ranges: { count: number; xor: Buffer }[], hash: ContentHash): void {
-  const r = ranges[rangeOf(hash)]!;
-  r.count++;
-  const digest = Buffer.from(hash.slice(7), 'hex');
-  for (let i = 0; i < 32; i++) r.xor[i]! ^= digest[i]!;
-}
-
-function finishRange(r: { count: number; xor: Buffer }): RangeDigest {
-  return { count: r.count, xor: r.xor.toString('hex') };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -108,22 +108,22 @@ export class StoreServer {
       m.gauge(
         'tongbu_scrub_checked',
         'objects re-hashed by the last scrub',
-        () => cluster.lastScrub?.checked ?? 0,
+        () => cluster.scrubber.last?.checked ?? 0,
       );
       m.gauge(
         'tongbu_scrub_damaged',
         'damaged copies the last scrub found',
-        () => cluster.lastScrub?.found ?? 0,
+        () => cluster.scrubber.last?.found ?? 0,
       );
       m.gauge(
         'tongbu_scrub_repaired',
         'damaged copies the last scrub replaced',
-        () => cluster.lastScrub?.repaired ?? 0,
+        () => cluster.scrubber.last?.repaired ?? 0,
       );
       m.gauge(
         'tongbu_repair_remaining',
         'copies anti-entropy found missing and has not pushed yet',
-        () => cluster.lastRepair?.remaining ?? 0,
+        () => cluster.antiEntropy.last?.remaining ?? 0,
       );
       m.gauge('tongbu_cluster_leader', 'this node runs the failure detector', () =>
         cluster.leader ? 1 : 0,
