@@ -110,7 +110,17 @@ describe.skipIf(!etcdUp)('replicated store under faults (etcd catalog)', () => {
   beforeAll(() => assertBuilt());
   afterEach(async () => {
     await stopAllNodes();
-    await Promise.all(proxies.splice(0).map((p) => p.stop()));
+    // A proxy that cannot close within 10 s is reported, not waited for (seen once, not explained yet).
+    await Promise.all(
+      proxies
+        .splice(0)
+        .map((p) =>
+          Promise.race([
+            p.stop(),
+            sleep(10_000).then(() => console.warn(`fault proxy :${p.port} did not stop`, p.stats)),
+          ]),
+        ),
+    );
   });
   afterAll(async () => removeTempDirs());
 
