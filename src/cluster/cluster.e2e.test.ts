@@ -68,9 +68,10 @@ async function pullEquals(
   node: number,
   ns: string,
   src: string,
+  extra: readonly string[] = [],
 ): Promise<void> {
   const out = path.join(await makeTempDir('tongbu-pull-'), 'out');
-  const r = await runCli(['sync', cluster.url(ns, [node]), out], {
+  const r = await runCli(['sync', cluster.url(ns, [node]), out, ...extra], {
     env: { TONGBU_TOKEN: cluster.nodes[node]!.token },
   });
   expect(r.stderr).toBe('');
@@ -101,6 +102,7 @@ describe('replicated store (embedded catalog)', () => {
       '3 copies',
     );
     for (const i of [0, 1, 2]) await pullEquals(cluster, i, 'ckpt', src);
+    await pullEquals(cluster, 2, 'ckpt', src, ['--consistency', 'stale']);
     const status = await clusterStatus(cluster.nodes[2]!);
     expect(status.nodes.map((n) => [n.id, n.health])).toEqual([
       ['n1', 'up'],
@@ -126,14 +128,15 @@ describe('replicated store (embedded catalog)', () => {
     expect(ckpt.json.commit?.replication?.mode).toBe('quorum');
   });
 
-  it('async with a node killed: the answer says 1 replica, the lag drains to 0 once it is back', async () => {
+  it('async with a node killed: the client fails over, the answer says 1 replica, the lag drains to 0 once it is back', async () => {
     const cluster = await startCluster({ nodes: 3 });
     const [n1, n2, n3] = cluster.nodes as [StoreNode, StoreNode, StoreNode];
     await n3.kill('SIGKILL');
     await waitFor(async () => !(await live(n1, 'n3')), 10_000, 'n3 seen down');
     const src = path.join(await makeTempDir(), 'src');
     writeFiles(src, 2);
-    const r = await push(cluster, src, 'ckpt', [0], ['--replication', 'async']);
+    // The client is given the dead node first: it fails over to n1.
+    const r = await push(cluster, src, 'ckpt', [2, 0], ['--replication', 'async']);
     expect(r.code).toBe(0);
     expect(r.json.commit?.replication).toEqual({ mode: 'async', replicas: 1, wanted: 3 });
     const down = await clusterStatus(n2);
