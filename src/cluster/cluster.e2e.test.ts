@@ -9,6 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_TABLE } from '../core/errors.js';
+import { hashBytes } from '../core/hash.js';
+import { encodeBatch } from '../endpoints/tongbu/protocol.js';
 import {
   assertBuilt,
   diffTrees,
@@ -30,7 +32,7 @@ import {
   type TestCluster,
 } from '../test-support/cluster-nodes.js';
 import { contentBytes, MiB } from '../test-support/random-tree.js';
-import { stopAllNodes, type StoreNode } from '../test-support/store-node.js';
+import { httpCall, stopAllNodes, type StoreNode } from '../test-support/store-node.js';
 
 interface SyncJson {
   commit?: { replication?: { mode: string; replicas: number; wanted: number } };
@@ -166,6 +168,16 @@ describe('replicated store (embedded catalog)', () => {
     const again = await push(cluster, src, 'ckpt', [0], ['--replication', 'sync']);
     expect(again.code).toBe(0);
     expect(again.json.commit?.replication).toEqual({ mode: 'sync', replicas: 3, wanted: 3 });
+    // A chunk sent twice in one batch counts once.
+    const bytes = contentBytes(5000, 77);
+    const frame = { hash: hashBytes(bytes), bytes };
+    const dup = await httpCall(n1, '/v1/chunks', {
+      method: 'POST',
+      body: Buffer.concat(encodeBatch([frame, frame])),
+      headers: { 'content-type': 'application/octet-stream', 'x-tongbu-replication': 'sync' },
+    });
+    expect(dup.status).toBe(200);
+    expect(dup.json).toMatchObject({ replication: { mode: 'sync', replicas: 3, wanted: 3 } });
     await pullEquals(cluster, 2, 'ckpt', src);
   });
 

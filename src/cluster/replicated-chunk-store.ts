@@ -211,10 +211,12 @@ export class ReplicatedChunkStore implements ChunkStore {
    * this sync makes them durable.
    */
   private async replicate(
-    frames: readonly ChunkFrame[],
+    batch: readonly ChunkFrame[],
     mode: ReplicationMode,
     localDurable?: Promise<void>,
   ): Promise<number> {
+    // A chunk sent twice in one batch is placed and counted once.
+    const frames = [...new Map(batch.map((f) => [f.hash, f])).values()];
     const storedHere = localDurable !== undefined;
     if (frames.length === 0) return this.view.replicaCount();
     const self = this.view.selfId;
