@@ -7,14 +7,13 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isTongbuError } from '../core/errors.js';
 import type { ContentHash } from '../core/hash.js';
+import { writeTsChildScript } from '../test-support/ts-child.js';
 import type { ClusterCatalog, MemberRecord, RefEvent, TokenRecord } from './catalog.js';
 
 export interface ClusterCatalogFactory<C extends ClusterCatalog> {
@@ -347,19 +346,17 @@ function spawnMember(
   ttlMs: number,
 ): { joined: Promise<void>; exited: Promise<unknown>; kill(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'tongbu-member-'));
-  writeFileSync(join(dir, 'hooks.mjs'), HOOKS);
-  writeFileSync(
-    join(dir, 'member.mjs'),
-    `import { register } from 'node:module';
-register(new URL('./hooks.mjs', import.meta.url));
-const mod = await import(${JSON.stringify(opener.module)});
+  const script = writeTsChildScript(
+    dir,
+    'member.mjs',
+    `const mod = await import(${JSON.stringify(opener.module)});
 const catalog = await mod[${JSON.stringify(opener.className)}].open(...${JSON.stringify(opener.args)});
 await catalog.join(${JSON.stringify(m)}, ${ttlMs});
 process.stdout.write('joined\\n');
 setInterval(() => {}, 1000);
 `,
   );
-  const child = spawn(process.execPath, [join(dir, 'member.mjs')], {
+  const child = spawn(process.execPath, [script], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -386,23 +383,3 @@ setInterval(() => {}, 1000);
     },
   };
 }
-
-const HOOKS = `
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import ts from ${JSON.stringify(pathToFileURL(createRequire(import.meta.url).resolve('typescript')).href)};
-export async function resolve(specifier, context, next) {
-  if (specifier.startsWith('.') && specifier.endsWith('.js') && context.parentURL?.endsWith('.ts')) {
-    const url = new URL(specifier.replace(/\\.js$/, '.ts'), context.parentURL);
-    if (existsSync(fileURLToPath(url))) return { url: url.href, shortCircuit: true };
-  }
-  return next(specifier, context);
-}
-export async function load(url, context, next) {
-  if (!url.endsWith('.ts')) return next(url, context);
-  const { outputText } = ts.transpileModule(readFileSync(fileURLToPath(url), 'utf8'), {
-    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
-  });
-  return { format: 'module', source: outputText, shortCircuit: true };
-}
-`;

@@ -2,12 +2,12 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { hashBytes, type ContentHash } from '../core/hash.js';
+import { writeTsChildScript } from '../test-support/ts-child.js';
 import { PackChunkStore, type PackChunkStoreOptions } from './pack-chunk-store.js';
 
 const KiB = 1024;
@@ -230,29 +230,7 @@ describe('PackChunkStore', () => {
 const writerChunk = (i: number): Buffer =>
   Buffer.alloc(16384 + ((i * 7919) % 49152), `chunk ${i} `);
 
-const HOOKS = `
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import ts from ${JSON.stringify(pathToFileURL(createRequire(import.meta.url).resolve('typescript')).href)};
-export async function resolve(specifier, context, next) {
-  if (specifier.startsWith('.') && specifier.endsWith('.js') && context.parentURL?.endsWith('.ts')) {
-    const url = new URL(specifier.replace(/\\.js$/, '.ts'), context.parentURL);
-    if (existsSync(fileURLToPath(url))) return { url: url.href, shortCircuit: true };
-  }
-  return next(specifier, context);
-}
-export async function load(url, context, next) {
-  if (!url.endsWith('.ts')) return next(url, context);
-  const { outputText } = ts.transpileModule(readFileSync(fileURLToPath(url), 'utf8'), {
-    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
-  });
-  return { format: 'module', source: outputText, shortCircuit: true };
-}
-`;
-
 const WRITER = `
-import { register } from 'node:module';
-register(new URL('./hooks.mjs', import.meta.url));
 const { PackChunkStore } = await import(${JSON.stringify(new URL('./pack-chunk-store.ts', import.meta.url).href)});
 const chunk = ${writerChunk.toString()};
 const [dir, mode] = process.argv.slice(2);
@@ -279,9 +257,8 @@ async function runWriter(
   killAfterSynced = Infinity,
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; synced: number; stderr: string }> {
   const scripts = fs.mkdtempSync(join(tmpdir(), 'tongbu-writer-'));
-  fs.writeFileSync(join(scripts, 'hooks.mjs'), HOOKS);
-  fs.writeFileSync(join(scripts, 'writer.mjs'), WRITER);
-  const child = spawn(process.execPath, [join(scripts, 'writer.mjs'), dataDir, mode], {
+  const writer = writeTsChildScript(scripts, 'writer.mjs', WRITER);
+  const child = spawn(process.execPath, [writer, dataDir, mode], {
     cwd: fileURLToPath(new URL('../..', import.meta.url)),
     stdio: ['ignore', 'pipe', 'pipe'],
   });

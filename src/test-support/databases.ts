@@ -25,8 +25,17 @@ export function tableUrl(engine: 'postgres' | 'mysql', table: string, extra = ''
 export async function databaseAvailable(engine: 'postgres' | 'mysql'): Promise<boolean> {
   const url = new URL(engine === 'postgres' ? PG_URL : MYSQL_URL);
   const port = Number(url.port || (engine === 'postgres' ? 5432 : 3306));
+  return serviceAvailable(engine, url.hostname, port);
+}
+
+/**
+ * Whether a service answers a TCP connection within 2 s. Without it the
+ * caller's tests are skipped with a warning naming the service; with
+ * TONGBU_REQUIRE_SERVICES=1 (CI) this throws instead.
+ */
+export async function serviceAvailable(name: string, host: string, port: number): Promise<boolean> {
   const ok = await new Promise<boolean>((resolve) => {
-    const socket = net.connect({ host: url.hostname, port });
+    const socket = net.connect({ host, port });
     socket.setTimeout(2000);
     socket.once('connect', () => {
       socket.destroy();
@@ -39,9 +48,9 @@ export async function databaseAvailable(engine: 'postgres' | 'mysql'): Promise<b
     socket.once('error', () => resolve(false));
   });
   if (!ok) {
-    const why = `${engine} is not reachable at ${url.hostname}:${port}`;
+    const why = `${name} is not reachable at ${host}:${port}`;
     if (requireServices) throw new Error(`${why} (TONGBU_REQUIRE_SERVICES=1)`);
-    console.warn(`skipping ${engine} tests: ${why}`);
+    console.warn(`skipping ${name} tests: ${why}`);
   }
   return ok;
 }
