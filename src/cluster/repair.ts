@@ -240,9 +240,13 @@ export class AntiEntropy {
   ): Promise<void> {
     if (handoff.length === 0) return;
     const byNode = new Map<string, ContentHash[]>();
-    for (const h of handoff)
-      for (const n of placeReplicas(h, nodes, this.ctx.replicas))
-        byNode.set(n.id, [...(byNode.get(n.id) ?? []), h]);
+    for (const h of handoff) {
+      for (const n of placeReplicas(h, nodes, this.ctx.replicas)) {
+        const list = byNode.get(n.id);
+        if (list) list.push(h);
+        else byNode.set(n.id, [h]);
+      }
+    }
     const unconfirmed = new Set<ContentHash>();
     for (const [id, hashes] of byNode) {
       if (!this.ctx.view.isLive(id)) {

@@ -353,11 +353,8 @@ export class ReplicatedChunkStore implements ChunkStore {
     if (this.untracked.size > 0) {
       const hashes = [...this.untracked];
       this.untracked.clear();
-      const perNode = new Map<string, ContentHash[]>();
-      for (const h of hashes)
-        for (const id of this.view.replicasOf(h))
-          if (id !== this.view.selfId) perNode.set(id, [...(perNode.get(id) ?? []), h]);
-      for (const [id, list] of perNode) this.hint(id, list);
+      for (const [id, list] of this.groupByReplica(hashes))
+        if (id !== this.view.selfId) this.hint(id, list);
     }
   }
 
