@@ -81,6 +81,29 @@ export function runEndpointSuite(name: string, factory: () => Promise<EndpointHa
       expect(await ep().hash(['a.bin'])).toEqual([hashBytes(bytes)]);
     });
 
+    it('hashes by the algorithm asked for, in hash and in write', async () => {
+      const bytes = pattern(300_001, 3);
+      const blake3 = hashBytes(bytes, 'blake3');
+      expect(blake3).toMatch(/^blake3:[0-9a-f]{64}$/);
+      const request = { key: 'b3.bin', size: bytes.length, algorithm: 'blake3' as const, ...FILE };
+      const written = await ep().write(
+        request,
+        chunks([bytes.subarray(0, 1000), bytes.subarray(1000)]),
+      );
+      expect(written.hash).toBe(blake3);
+      expect(await ep().hash(['b3.bin'], { algorithm: 'blake3' })).toEqual([blake3]);
+      expect(await ep().hash(['b3.bin'])).toEqual([hashBytes(bytes)]);
+      const wrong = {
+        ...request,
+        key: 'bad.bin',
+        expectedHash: hashBytes(utf8('other'), 'blake3'),
+      };
+      await expect(ep().write(wrong, chunks([bytes]))).rejects.toMatchObject({
+        code: 'HASH_MISMATCH',
+      });
+      expect(await ep().stat('bad.bin')).toBeUndefined();
+    });
+
     it('returns hashes in the order of the keys', async () => {
       await ctx.write('a', 'first');
       await ctx.write('b', 'second');

@@ -4,7 +4,13 @@
  * plus declared capabilities; the sync engine reads the capabilities and
  * never probes for abilities at run time.
  */
-import type { ContentHash, HashAlgorithm } from '../core/hash.js';
+import {
+  algorithmOf,
+  DEFAULT_HASH,
+  FAST_HASH,
+  type ContentHash,
+  type HashAlgorithm,
+} from '../core/hash.js';
 import type { Key, NameFolding } from '../core/key.js';
 import type { TongbuError } from '../core/errors.js';
 
@@ -27,7 +33,7 @@ export interface Entry {
 }
 
 export interface EndpointCapabilities {
-  /** Hashes that `list` returns with entries at no extra cost. */
+  /** Hashes that `list` returns with entries at no extra cost (see `syncHashAlgorithm`). */
   readonly listedHashes: readonly HashAlgorithm[];
   /** Granularity of stored mtimes; 0 when the endpoint keeps none. */
   readonly mtimePrecisionMs: number;
@@ -79,6 +85,13 @@ export interface WriteRequest extends EntryMeta {
   readonly size: number;
   /** When known in advance, the written bytes must hash to this. */
   readonly expectedHash?: ContentHash;
+  /** The algorithm of the result's hash when no `expectedHash` names one (default sha256). */
+  readonly algorithm?: HashAlgorithm;
+}
+
+export interface HashOptions {
+  readonly signal?: AbortSignal;
+  readonly algorithm?: HashAlgorithm;
 }
 
 /** A file that became visible at the destination, verified. */
@@ -110,6 +123,8 @@ export type LocalCopyOutcome =
 
 export interface LocalCopyOptions {
   readonly signal?: AbortSignal;
+  /** The algorithm of the results' hashes (default sha256). */
+  readonly algorithm?: HashAlgorithm;
   /** Bytes per second across the whole copy; undefined for no limit. */
   readonly bwlimit?: number;
   /** Called as bytes are written, for progress. */
@@ -178,10 +193,11 @@ export interface Endpoint {
   read(key: Key, options?: ReadOptions): AsyncIterable<Uint8Array>;
 
   /**
-   * Hashes of files' content, in the order of `keys`. Reads the content
-   * unless the endpoint keeps hashes.
+   * Hashes of files' content, in the order of `keys`, by `algorithm`
+   * (default sha256). Reads the content unless the endpoint keeps hashes by
+   * that algorithm.
    */
-  hash(keys: readonly Key[], options?: { readonly signal?: AbortSignal }): Promise<ContentHash[]>;
+  hash(keys: readonly Key[], options?: HashOptions): Promise<ContentHash[]>;
 
   /**
    * Writes a file atomically: the bytes are hashed as they are written and
@@ -243,4 +259,18 @@ export interface Endpoint {
     items: readonly LocalCopyItem[],
     options: LocalCopyOptions,
   ): Promise<void>;
+}
+
+/**
+ * The hash a sync between two endpoints compares and records: what one of
+ * them keeps (so it is not read again), else the fastest.
+ */
+export function syncHashAlgorithm(a: EndpointCapabilities, b: EndpointCapabilities): HashAlgorithm {
+  return a.listedHashes[0] ?? b.listedHashes[0] ?? FAST_HASH;
+}
+
+/** The algorithm a write hashes its bytes with: the expected hash's, else the one asked for. */
+export function writeAlgorithm(request: WriteRequest): HashAlgorithm {
+  if (request.expectedHash !== undefined) return algorithmOf(request.expectedHash);
+  return request.algorithm ?? DEFAULT_HASH;
 }

@@ -6,6 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { syncHashAlgorithm, type EndpointCapabilities } from '../endpoints/endpoint.js';
 import { createMemoryEndpoint, type MemoryEndpoint } from '../endpoints/memory/memory-endpoint.js';
 import { runSync } from './sync-engine.js';
 import { parseSyncOptions, type SyncOptionsInput } from './sync-options.js';
@@ -168,5 +169,15 @@ describe('sync engine on memory endpoints', () => {
     const dst = createMemoryEndpoint({ url: 'memory://nfc', nameFolding: 'nfc' });
     const summary = await sync(src, dst);
     expect(summary.warnings.join('\n')).toMatch(/names collide on memory:\/\/nfc \(nfc\)/);
+  });
+});
+
+describe('the hash a sync compares', () => {
+  it('is the one an endpoint keeps, else blake3', () => {
+    const caps = (listed: EndpointCapabilities['listedHashes']) =>
+      ({ listedHashes: listed }) as EndpointCapabilities;
+    expect(syncHashAlgorithm(caps([]), caps([]))).toBe('blake3');
+    expect(syncHashAlgorithm(caps([]), caps(['sha256']))).toBe('sha256');
+    expect(syncHashAlgorithm(caps(['sha256']), caps([]))).toBe('sha256');
   });
 });

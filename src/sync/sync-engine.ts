@@ -8,7 +8,7 @@ import { errorSubject, TongbuError, toTongbuError } from '../core/errors.js';
 import type { ContentHash } from '../core/hash.js';
 import { findCollisions, parentKey, type Key } from '../core/key.js';
 import { ProgressMeter, type ProgressListener } from '../core/progress.js';
-import type { Endpoint, Entry } from '../endpoints/endpoint.js';
+import { syncHashAlgorithm, type Endpoint, type Entry } from '../endpoints/endpoint.js';
 import { checkDeleteLimit } from './delete-guard.js';
 import { createFilter } from './filter.js';
 import { planSync, type Plan } from './planner.js';
@@ -231,6 +231,7 @@ async function apply(
   meter.start('transfer', { files: plan.copies.length, bytes: summary.totals.bytes });
   await transferFiles(source, destination, plan.copies, {
     transfers: options.transfers,
+    algorithm: syncHashAlgorithm(source.capabilities, destination.capabilities),
     bwlimit: options.bwlimit === undefined ? undefined : parseSize(options.bwlimit, '--bwlimit'),
     signal,
     onBytes: (n) => meter.add(0, n),

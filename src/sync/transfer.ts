@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TongbuError, toTongbuError } from '../core/errors.js';
 import type { Endpoint, Entry, ReadOptions, WriteResult } from '../endpoints/endpoint.js';
+import type { HashAlgorithm } from '../core/hash.js';
 import type { CopyAction } from './planner.js';
 
 export interface TransferResult {
@@ -21,6 +22,8 @@ export interface TransferResult {
 
 export interface TransferOptions {
   readonly transfers: number;
+  /** What files are hashed with as they are compared and written. */
+  readonly algorithm: HashAlgorithm;
   readonly bwlimit: number | undefined;
   readonly signal: AbortSignal | undefined;
   readonly onBytes: (bytes: number) => void;
@@ -67,6 +70,7 @@ async function copyLocal(
     {
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.bwlimit ? { bwlimit: options.bwlimit } : {}),
+      algorithm: options.algorithm,
       onBytes: options.onBytes,
       onOutcome: (outcome) => {
         const entry = outcome.item.source;
@@ -111,14 +115,24 @@ async function copyOne(
 ): Promise<TransferResult> {
   const { entry } = action;
   if (action.compare) {
-    const [[a], [b]] = await Promise.all([source.hash([entry.key]), destination.hash([entry.key])]);
+    const hashOptions = { algorithm: options.algorithm };
+    const [[a], [b]] = await Promise.all([
+      source.hash([entry.key], hashOptions),
+      destination.hash([entry.key], hashOptions),
+    ]);
     if (a !== undefined && a === b) {
       return { source: entry, unchanged: true, result: { hash: a, entry } };
     }
   }
   const signal = options.signal ? { signal: options.signal } : {};
   const result = await destination.write(
-    { key: entry.key, size: entry.size, mtimeMs: entry.mtimeMs, mode: entry.mode },
+    {
+      key: entry.key,
+      size: entry.size,
+      mtimeMs: entry.mtimeMs,
+      mode: entry.mode,
+      algorithm: options.algorithm,
+    },
     checkedRead(source, entry, options.onBytes, throttle, {
       ...(options.signal ? { signal: options.signal } : {}),
       ...(destination.localPath !== undefined

@@ -5,7 +5,7 @@
  */
 import type { Key } from '../core/key.js';
 import { ProgressMeter, type ProgressListener } from '../core/progress.js';
-import type { Endpoint, Entry } from '../endpoints/endpoint.js';
+import { syncHashAlgorithm, type Endpoint, type Entry } from '../endpoints/endpoint.js';
 import { errorSubject, type TongbuError } from '../core/errors.js';
 import { createFilter } from './filter.js';
 import { listAll } from './scan.js';
@@ -78,6 +78,9 @@ export async function runVerify(request: VerifyRequest): Promise<VerifyReport> {
   for (const [key, d] of b) if (filter(key, d.kind) && !a.has(key)) report.extra.push(key);
 
   meter.start('verify', { files: toHash.length, bytes: toHash.reduce((n, e) => n + e.size, 0) });
+  const hashOptions = {
+    algorithm: syncHashAlgorithm(source.capabilities, destination.capabilities),
+  };
   const batches: Entry[][] = [];
   for (let i = 0; i < toHash.length; i += HASH_BATCH) batches.push(toHash.slice(i, i + HASH_BATCH));
   let next = 0;
@@ -87,7 +90,10 @@ export async function runVerify(request: VerifyRequest): Promise<VerifyReport> {
       const batch = batches[next++]!;
       const keys = batch.map((e) => e.key);
       try {
-        const [ha, hb] = await Promise.all([source.hash(keys), destination.hash(keys)]);
+        const [ha, hb] = await Promise.all([
+          source.hash(keys, hashOptions),
+          destination.hash(keys, hashOptions),
+        ]);
         batch.forEach((e, i) => {
           report.compared++;
           if (ha[i] !== hb[i]) report.different.push({ key: e.key, reason: 'content differs' });

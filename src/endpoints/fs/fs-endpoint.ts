@@ -11,21 +11,23 @@ import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { fromSystemError, toTongbuError, TongbuError } from '../../core/errors.js';
-import { ContentHasher, type ContentHash } from '../../core/hash.js';
+import { ContentHasher, DEFAULT_HASH, type ContentHash } from '../../core/hash.js';
 import { parentKey, quoteKey, validateKey, type Key } from '../../core/key.js';
-import type {
-  Endpoint,
-  EndpointCapabilities,
-  Entry,
-  EntryKind,
-  EntryMeta,
-  ListOptions,
-  LocalDiff,
-  LocalDiffOptions,
-  LocalCopyItem,
-  LocalCopyOptions,
-  WriteRequest,
-  WriteResult,
+import {
+  writeAlgorithm,
+  type Endpoint,
+  type EndpointCapabilities,
+  type Entry,
+  type EntryKind,
+  type EntryMeta,
+  type HashOptions,
+  type ListOptions,
+  type LocalDiff,
+  type LocalDiffOptions,
+  type LocalCopyItem,
+  type LocalCopyOptions,
+  type WriteRequest,
+  type WriteResult,
 } from '../endpoint.js';
 import { copyLocalFiles } from './local-copy.js';
 import { diffLocalTrees } from './local-diff.js';
@@ -172,13 +174,14 @@ export class FsEndpoint implements Endpoint {
     }
   }
 
-  async hash(keys: readonly Key[]): Promise<ContentHash[]> {
+  async hash(keys: readonly Key[], options: HashOptions = {}): Promise<ContentHash[]> {
+    const algorithm = options.algorithm ?? DEFAULT_HASH;
     const pool = this.workers();
     const batches: Promise<ContentHash[]>[] = [];
     for (let i = 0; i < keys.length; i += 32) {
       const paths = keys.slice(i, i + 32).map((k) => this.pathOf(k));
       batches.push(
-        pool.hash(paths).then((results) =>
+        pool.hash(paths, algorithm).then((results) =>
           results.map((r) => {
             if (r.ok) return r.hash as ContentHash;
             throw workerErrorToTongbu(r.error, 'cannot hash');
@@ -201,7 +204,7 @@ export class FsEndpoint implements Endpoint {
     try {
       options.signal?.throwIfAborted();
       handle = await fsp.open(tmp, 'wx', 0o600);
-      const hasher = new ContentHasher();
+      const hasher = new ContentHasher(writeAlgorithm(request));
       for await (const chunk of content) {
         options.signal?.throwIfAborted();
         hasher.update(chunk);

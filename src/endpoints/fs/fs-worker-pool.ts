@@ -4,6 +4,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { TongbuError } from '../../core/errors.js';
+import type { HashAlgorithm } from '../../core/hash.js';
 import type {
   CopyJob,
   CopyResult,
@@ -18,7 +19,7 @@ import type {
 
 type Job =
   | { type: 'copy'; jobs: CopyJob[]; bwlimit: number }
-  | { type: 'hash'; paths: string[] }
+  | { type: 'hash'; paths: string[]; algorithm: HashAlgorithm }
   | { type: 'rename'; pairs: [string, string][] }
   | { type: 'walk'; root: string }
   | ({ type: 'diff' } & DiffTask);
@@ -61,8 +62,8 @@ export class FsWorkerPool {
     return this.submit({ type: 'copy', jobs, bwlimit }, onProgress) as Promise<CopyResult[]>;
   }
 
-  hash(paths: string[]): Promise<HashResult[]> {
-    return this.submit({ type: 'hash', paths }, undefined) as Promise<HashResult[]>;
+  hash(paths: string[], algorithm: HashAlgorithm): Promise<HashResult[]> {
+    return this.submit({ type: 'hash', paths, algorithm }, undefined) as Promise<HashResult[]>;
   }
 
   /** Walks a tree in a worker; batches of entries arrive through `onBatch`. */

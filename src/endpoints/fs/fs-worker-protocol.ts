@@ -1,4 +1,5 @@
 /** Messages between the filesystem endpoint and its worker threads. */
+import type { HashAlgorithm } from '../../core/hash.js';
 
 export interface CopyJob {
   src: string;
@@ -9,6 +10,8 @@ export interface CopyJob {
   mtimeMs: number;
   mode: number;
   expectedHash?: string;
+  /** The algorithm of the result's hash (the expected hash's, when given). */
+  algorithm: HashAlgorithm;
   /** fdatasync and rename in the worker (large files); otherwise the caller syncs in bulk. */
   durable: boolean;
   /** The destination may hold the same content: compare first, write only on a difference. */
@@ -32,7 +35,7 @@ export type RenameResult = { ok: true } | { ok: false; error: WorkerError };
 
 export type WorkerRequest =
   | { type: 'copy'; id: number; jobs: CopyJob[]; bwlimit: number }
-  | { type: 'hash'; id: number; paths: string[] }
+  | { type: 'hash'; id: number; paths: string[]; algorithm: HashAlgorithm }
   | { type: 'rename'; id: number; pairs: [string, string][] }
   | { type: 'walk'; id: number; root: string }
   | ({ type: 'diff'; id: number } & DiffTask);

@@ -5,9 +5,10 @@
  * a trip through the event loop, and it hashes on its own core.
  *
  * Plain JavaScript so that Node can start it from the sources and from dist/
- * alike; it imports nothing but Node itself. Messages are typed in
- * fs-worker-protocol.ts.
+ * alike; it imports nothing but Node itself and the blake3 binding. Messages
+ * are typed in fs-worker-protocol.ts.
  */
+import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -86,7 +87,7 @@ function copyOne(job, onBytes) {
     }
     if (job.compare) old = openSameSize(job.dst, job.size);
     const comparing = old >= 0;
-    const hash = createHash('sha256');
+    const hash = hasherOf(job.algorithm);
     let total = 0;
     // Reading stops at the listed size: a file that grew is caught by the
     // fstat after, and small files cost one read instead of two.
@@ -128,7 +129,7 @@ function copyOne(job, onBytes) {
     ) {
       return { ok: false, error: changed(job.src) };
     }
-    const digest = `sha256:${hash.digest('hex')}`;
+    const digest = hash.digest();
     if (job.expectedHash !== undefined && job.expectedHash !== digest) {
       return { ok: false, error: { code: 'HASH_MISMATCH', path: job.src } };
     }
@@ -238,16 +239,39 @@ function changed(path) {
 }
 
 /**
+ * An incremental hasher of a ContentHash algorithm; `digest()` gives the
+ * address form `<algorithm>:<hex>`.
+ * @param {'sha256' | 'blake3'} algorithm
+ */
+function hasherOf(algorithm) {
+  if (algorithm === 'blake3') {
+    const b = new Blake3Hasher();
+    return {
+      /** @param {Uint8Array} bytes */
+      update: (bytes) => b.update(bytes),
+      digest: () => `blake3:${b.digest('hex')}`,
+    };
+  }
+  const h = createHash(algorithm);
+  return {
+    /** @param {Uint8Array} bytes */
+    update: (bytes) => h.update(bytes),
+    digest: () => `${algorithm}:${h.digest('hex')}`,
+  };
+}
+
+/**
  * Hashes one file; reports a file changing while it is read.
  * @param {string} path
+ * @param {'sha256' | 'blake3'} algorithm
  * @returns {import('./fs-worker-protocol.js').HashResult}
  */
-function hashOne(path) {
+function hashOne(path, algorithm) {
   let fd = -1;
   try {
     fd = fs.openSync(path, 'r');
     const before = fs.fstatSync(fd);
-    const hash = createHash('sha256');
+    const hash = hasherOf(algorithm);
     let total = 0;
     for (;;) {
       if (abortFlag[0] !== 0) return { ok: false, error: { code: 'ABORTED', path } };
@@ -260,7 +284,7 @@ function hashOne(path) {
     if (after.mtimeMs !== before.mtimeMs || after.size !== total) {
       return { ok: false, error: changed(path) };
     }
-    return { ok: true, hash: `sha256:${hash.digest('hex')}`, size: total };
+    return { ok: true, hash: hash.digest(), size: total };
   } catch (err) {
     return { ok: false, error: systemError(err, path, 'read') };
   } finally {
@@ -315,7 +339,7 @@ port.on('message', (/** @type {import('./fs-worker-protocol.js').WorkerRequest} 
     const results = msg.pairs.map(([tmp, dst]) => renameOne(tmp, dst));
     port.postMessage({ type: 'done', id: msg.id, results, bytes: 0 });
   } else {
-    const results = msg.paths.map(hashOne);
+    const results = msg.paths.map((p) => hashOne(p, msg.algorithm));
     port.postMessage({ type: 'done', id: msg.id, results, bytes: 0 });
   }
 });

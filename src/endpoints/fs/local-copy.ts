@@ -8,7 +8,12 @@
 import { rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { toTongbuError } from '../../core/errors.js';
-import type { ContentHash } from '../../core/hash.js';
+import {
+  algorithmOf,
+  DEFAULT_HASH,
+  type ContentHash,
+  type HashAlgorithm,
+} from '../../core/hash.js';
 import type { LocalCopyItem, LocalCopyOptions, WriteResult } from '../endpoint.js';
 import { tempPathIn, workerErrorToTongbu } from './fs-entry.js';
 import type { FsWorkerPool } from './fs-worker-pool.js';
@@ -91,7 +96,7 @@ export async function copyLocalFiles(
   for (const group of groups(items)) {
     if (options.signal?.aborted) break;
     while (inflight.size >= maxInflight) await Promise.race(inflight);
-    const jobs = group.map((item) => jobFor(ctx, item));
+    const jobs = group.map((item) => jobFor(ctx, item, options.algorithm ?? DEFAULT_HASH));
     const p = ctx.pool
       .copy(jobs, bwlimit, options.onBytes)
       .then(
@@ -110,7 +115,7 @@ export async function copyLocalFiles(
   await committing;
 }
 
-function jobFor(ctx: LocalCopyContext, item: LocalCopyItem): CopyJob {
+function jobFor(ctx: LocalCopyContext, item: LocalCopyItem, algorithm: HashAlgorithm): CopyJob {
   const dst = path.join(ctx.destRoot, item.source.key);
   return {
     src: path.join(ctx.sourceRoot, item.source.key),
@@ -121,6 +126,7 @@ function jobFor(ctx: LocalCopyContext, item: LocalCopyItem): CopyJob {
     mode: item.source.mode,
     durable: item.source.size >= LARGE,
     compare: item.compare ?? false,
+    algorithm: item.expectedHash === undefined ? algorithm : algorithmOf(item.expectedHash),
     ...(item.expectedHash === undefined ? {} : { expectedHash: item.expectedHash }),
   };
 }

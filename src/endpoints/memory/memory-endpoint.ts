@@ -18,15 +18,17 @@ import {
   type Key,
   type NameFolding,
 } from '../../core/key.js';
-import type {
-  Endpoint,
-  EndpointCapabilities,
-  Entry,
-  EntryKind,
-  EntryMeta,
-  ListOptions,
-  WriteRequest,
-  WriteResult,
+import {
+  writeAlgorithm,
+  type Endpoint,
+  type EndpointCapabilities,
+  type Entry,
+  type EntryKind,
+  type EntryMeta,
+  type HashOptions,
+  type ListOptions,
+  type WriteRequest,
+  type WriteResult,
 } from '../endpoint.js';
 
 /** What the store holds for one key; `bytes` is empty for dirs and links. */
@@ -145,14 +147,14 @@ class MemoryStore implements MemoryEndpoint {
     if (failure) throw failure;
   }
 
-  hash(keys: readonly Key[], options: Signal = {}): Promise<ContentHash[]> {
+  hash(keys: readonly Key[], options: HashOptions = {}): Promise<ContentHash[]> {
     return attempt(() =>
       keys.map((key) => {
         checkAborted(options.signal, 'hash of', key);
         const bytes = this.fileBytes(key);
         const failure = this.failures.read?.(key);
         if (failure) throw failure;
-        return hashBytes(bytes);
+        return hashBytes(bytes, options.algorithm);
       }),
     );
   }
@@ -169,7 +171,7 @@ class MemoryStore implements MemoryEndpoint {
     }
     this.placeLeaf(key, 'write');
     checkAborted(options.signal, 'write of', key);
-    const hasher = new ContentHasher();
+    const hasher = new ContentHasher(writeAlgorithm(request));
     const chunks: Uint8Array[] = [];
     for await (const chunk of content) {
       checkAborted(options.signal, 'write of', key);

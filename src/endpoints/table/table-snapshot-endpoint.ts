@@ -7,9 +7,15 @@
  * table is not built yet.
  */
 import { TongbuError } from '../../core/errors.js';
-import { hashBytes } from '../../core/hash.js';
+import { hashBytes, type ContentHash } from '../../core/hash.js';
 import type { Key } from '../../core/key.js';
-import type { Endpoint, EndpointCapabilities, Entry, ListOptions } from '../endpoint.js';
+import type {
+  Endpoint,
+  EndpointCapabilities,
+  Entry,
+  HashOptions,
+  ListOptions,
+} from '../endpoint.js';
 import { keyText, rowKey, valueText, type Row } from './canonical.js';
 import { openTable } from './open-table.js';
 import type { TableEndpoint } from './table-endpoint.js';
@@ -109,12 +115,13 @@ export class TableSnapshotEndpoint implements Endpoint {
     yield await Promise.resolve(f.bytes);
   }
 
-  async hash(keys: readonly Key[]): Promise<ReturnType<typeof hashBytes>[]> {
+  async hash(keys: readonly Key[], options: HashOptions = {}): Promise<ContentHash[]> {
     return Promise.resolve(
       keys.map((k) => {
         const f = this.files.get(k);
         if (f === undefined) throw new TongbuError('NOT_FOUND', `${this.url}: no row file ${k}`);
-        return f.entry.hash!;
+        const algorithm = options.algorithm ?? 'sha256';
+        return algorithm === 'sha256' ? f.entry.hash! : hashBytes(f.bytes, algorithm);
       }),
     );
   }

@@ -6,7 +6,7 @@
  * or the new one, never a mix.
  */
 import { TongbuError } from '../../core/errors.js';
-import type { ContentHash } from '../../core/hash.js';
+import { hashStream, type ContentHash } from '../../core/hash.js';
 import type { ChunkerOptions } from '../../core/fastcdc.js';
 import type { Key } from '../../core/key.js';
 import type { CommitResult, EntryChange } from '../../store/store.js';
@@ -18,6 +18,7 @@ import type {
   Entry,
   EntryKind,
   EntryMeta,
+  HashOptions,
   ListOptions,
   ReadOptions,
   WriteRequest,
@@ -164,7 +165,11 @@ export class TongbuEndpoint implements Endpoint {
     yield* readContent(this.client, s, this.requireChunker(), options);
   }
 
-  async hash(keys: readonly Key[]): Promise<ContentHash[]> {
+  async hash(keys: readonly Key[], options: HashOptions = {}): Promise<ContentHash[]> {
+    const algorithm = options.algorithm ?? 'sha256';
+    if (algorithm !== 'sha256') {
+      return Promise.all(keys.map(async (k) => (await hashStream(this.read(k), algorithm)).hash));
+    }
     return Promise.all(
       keys.map(async (k) => {
         const s = await this.lookup(k);
