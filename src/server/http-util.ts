@@ -1,21 +1,39 @@
 /** Small helpers for node:http handlers: bodies with limits, JSON and error replies. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TongbuError, toTongbuError } from '../core/errors.js';
+import { BatchDecoder, type ChunkFrame } from '../endpoints/tongbu/protocol.js';
 
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/** Feeds a request body to `take` piece by piece, refusing more than `limit` bytes. */
+async function consumeBody(
+  req: IncomingMessage,
+  limit: number,
+  take: (piece: Buffer) => void,
+): Promise<number> {
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (declared > limit) {
     req.resume();
     throw new TongbuError('TOO_LARGE', `request body of ${declared} bytes exceeds ${limit}`);
   }
-  const parts: Buffer[] = [];
   let size = 0;
-  for await (const part of req as AsyncIterable<Buffer>) {
-    size += part.length;
+  for await (const piece of req as AsyncIterable<Buffer>) {
+    size += piece.length;
     if (size > limit) throw new TongbuError('TOO_LARGE', `request body exceeds ${limit} bytes`);
-    parts.push(part);
+    take(piece);
   }
+  return size;
+}
+
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  const size = await consumeBody(req, limit, (piece) => parts.push(piece));
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+}
+
+/** A chunk batch, decoded as it arrives: no buffer of the whole body. */
+export async function readBatch(req: IncomingMessage, limit: number): Promise<ChunkFrame[]> {
+  const decoder = new BatchDecoder();
+  await consumeBody(req, limit, (piece) => decoder.push(piece));
+  return decoder.end();
 }
 
 export async function readJson(

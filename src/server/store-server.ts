@@ -18,7 +18,6 @@ import { TongbuError } from '../core/errors.js';
 import { isContentHash } from '../core/hash.js';
 import {
   API_PREFIX,
-  decodeBatch,
   decodeDigests,
   encodeBatch,
   encodeDigests,
@@ -34,7 +33,7 @@ import { validateNamespace } from '../store/commit.js';
 import type { Catalog } from '../store/catalog.js';
 import { Store } from '../store/store.js';
 import { allows, authenticate, requireAccess, type Principal } from './auth.js';
-import { readBody, sendBytes, sendError, sendJson } from './http-util.js';
+import { readBatch, readBody, sendBytes, sendError, sendJson } from './http-util.js';
 import { Metrics } from './metrics.js';
 import { handleNamespace } from './namespace-routes.js';
 
@@ -334,7 +333,7 @@ export class StoreServer {
     if (rest.length === 0 && method === 'POST') {
       requireAccess(principal, 'write');
       // The whole batch is checked before anything is written.
-      const frames = decodeBatch(await readBody(req, MAX_BATCH_BYTES));
+      const frames = await readBatch(req, MAX_BATCH_BYTES);
       if (cluster) {
         const mode = await cluster.modeFor(
           header(req, 'x-tongbu-namespace'),
@@ -383,7 +382,7 @@ export class StoreServer {
     const method = req.method ?? 'GET';
     const what = rest.join('/');
     if (what === 'chunks' && method === 'POST') {
-      const frames = decodeBatch(await readBody(req, MAX_BATCH_BYTES));
+      const frames = await readBatch(req, MAX_BATCH_BYTES);
       for (const f of frames) local.checkBytes(f.bytes, f.hash);
       for (const f of frames) local.storeChecked(f.bytes, f.hash);
       // A replica acknowledges only what is durable.

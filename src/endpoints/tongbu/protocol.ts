@@ -74,22 +74,87 @@ export function encodeBatch(frames: readonly ChunkFrame[]): Buffer[] {
 }
 
 export function decodeBatch(body: Buffer): ChunkFrame[] {
-  const frames: ChunkFrame[] = [];
-  let at = 0;
-  while (at < body.length) {
-    if (body.length - at < DIGEST_BYTES + 4) {
-      throw new TongbuError('BAD_ARGUMENT', `chunk batch truncated at byte ${at}`);
+  const decoder = new BatchDecoder();
+  decoder.push(body);
+  return decoder.end();
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Decodes a batch as its bytes arrive, without gathering the body first: a
+ * frame within one piece is a view of it, a frame across pieces gets a
+ * buffer of its own size. Big bodies then cost no big fresh allocation.
+ */
+export class BatchDecoder {
+  private readonly frames: ChunkFrame[] = [];
+  private readonly head = Buffer.alloc(DIGEST_BYTES + 4);
+  private headFill = 0;
+  private hash: ContentHash | undefined;
+  private body: Buffer | undefined;
+  private bodyFill = 0;
+  /** Bytes taken so far, for error messages. */
+  private offset = 0;
+
+  push(piece: Buffer): void {
+    let at = 0;
+    while (at < piece.length) {
+      if (this.hash === undefined) {
+        const headLeft = this.head.length - this.headFill;
+        if (this.headFill === 0 && piece.length - at >= this.head.length) {
+          this.startFrame(piece, at);
+          at += this.head.length;
+        } else {
+          const n = Math.min(headLeft, piece.length - at);
+          piece.copy(this.head, this.headFill, at, at + n);
+          this.headFill += n;
+          at += n;
+          if (this.headFill < this.head.length) break;
+          this.startFrame(this.head, 0);
+          this.headFill = 0;
+        }
+        continue;
+      }
+      const len = this.head.readUInt32BE(DIGEST_BYTES);
+      if (this.body === undefined && piece.length - at >= len) {
+        this.frames.push({ hash: this.hash, bytes: piece.subarray(at, at + len) });
+        this.hash = undefined;
+        at += len;
+        continue;
+      }
+      this.body ??= Buffer.allocUnsafe(len);
+      const n = Math.min(len - this.bodyFill, piece.length - at);
+      piece.copy(this.body, this.bodyFill, at, at + n);
+      this.bodyFill += n;
+      at += n;
+      if (this.bodyFill === len) {
+        this.frames.push({ hash: this.hash, bytes: this.body });
+        this.hash = undefined;
+        this.body = undefined;
+        this.bodyFill = 0;
+      }
     }
-    const hash: ContentHash = `sha256:${body.toString('hex', at, at + DIGEST_BYTES)}`;
-    const len = body.readUInt32BE(at + DIGEST_BYTES);
-    const start = at + DIGEST_BYTES + 4;
-    if (start + len > body.length) {
-      throw new TongbuError('BAD_ARGUMENT', `chunk ${hash} in batch truncated`);
-    }
-    frames.push({ hash, bytes: body.subarray(start, start + len) });
-    at = start + len;
+    this.offset += piece.length;
   }
-  return frames;
+
+  /** The frames; an error when the batch ends inside a frame. */
+  end(): ChunkFrame[] {
+    if (this.headFill > 0) {
+      throw new TongbuError('BAD_ARGUMENT', `chunk batch truncated at byte ${this.offset}`);
+    }
+    if (this.hash !== undefined) {
+      throw new TongbuError('BAD_ARGUMENT', `chunk ${this.hash} in batch truncated`);
+    }
+    return this.frames;
+  }
+
+  /** Reads the digest and length at `at`; the head buffer keeps the length. */
+  private startFrame(from: Buffer, at: number): void {
+    if (from !== this.head) from.copy(this.head, 0, at, at + this.head.length);
+    const hash: ContentHash = `sha256:${this.head.toString('hex', 0, DIGEST_BYTES)}`;
+    if (this.head.readUInt32BE(DIGEST_BYTES) === 0) this.frames.push({ hash, bytes: EMPTY });
+    else this.hash = hash;
+  }
 }
 
 /** Keys in URLs: each segment percent-encoded, slashes kept. */
