@@ -82,7 +82,12 @@ export async function handleNamespace(store: Store, r: NamespaceRequest): Promis
   requireAccess(principal, 'read', ns);
 
   if (what === 'refs' && tail.length === 0) {
-    sendJson(res, 200, { refs: await store.catalog.listRefs(ns) });
+    const refs = await store.catalog.listRefs(ns);
+    // A namespace exists from its first commit on: no refs, no namespace (as for log and entries).
+    if (refs.length === 0) {
+      throw new TongbuError('NOT_FOUND', `no namespace ${ns}`, { data: { namespace: ns } });
+    }
+    sendJson(res, 200, { refs });
   } else if (what === 'refs') {
     const commit = await store.resolve(ns, tail.join('/'));
     sendJson(res, 200, { namespace: ns, ref: tail.join('/'), commit });

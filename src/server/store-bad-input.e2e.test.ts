@@ -228,6 +228,7 @@ describe('bad requests get a 4xx and write nothing', () => {
   it('unknown namespaces and refs: 404 NOT_FOUND', async () => {
     for (const p of [
       '/v1/ns/ghost/log',
+      '/v1/ns/ghost/refs',
       '/v1/ns/ghost/entries',
       '/v1/ns/ghost/refs/heads/main',
       '/v1/ns/ghost/files/hello.txt',
@@ -246,6 +247,17 @@ describe('bad requests get a 4xx and write nothing', () => {
     expect(log.code).toBe(ERROR_TABLE.NOT_FOUND.exit);
     expect(log.stderr).toContain('ghost');
   }, 120_000);
+
+  it('a port already taken: serve names the address and exits 2, without a stack trace', async () => {
+    const dataDir = path.join(await makeTempDir('tongbu-taken-'), 'data');
+    const r = await runCli(['serve', '--data', dataDir, '--listen', `127.0.0.1:${node.port}`]);
+    expect(r.code).toBe(ERROR_TABLE.BAD_ARGUMENT.exit);
+    expect(r.stderr).toContain(
+      `cannot listen on 127.0.0.1:${node.port}: the address is already in use`,
+    );
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(fs.existsSync(path.join(dataDir, 'running'))).toBe(false);
+  });
 
   it('no token or a wrong one: 401 UNAUTHORIZED; too little access: 403 PERMISSION_DENIED', async () => {
     const commitBody = { base: null, changes: [{ key: 'new.txt', entry: fileEntry(hello) }] };

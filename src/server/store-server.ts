@@ -14,7 +14,7 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
-import { TongbuError } from '../core/errors.js';
+import { TongbuError, type ErrorCode } from '../core/errors.js';
 import { isContentHash } from '../core/hash.js';
 import {
   API_PREFIX,
@@ -134,7 +134,6 @@ export class StoreServer {
   async start(): Promise<AddressInfo> {
     const marker = join(this.options.dataDir, 'running');
     if (existsSync(marker)) this.options.store.chunks.recover();
-    writeFileSync(marker, String(process.pid));
     const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
     const server = this.options.tls
       ? createHttpsServer({ cert: this.options.tls.cert, key: this.options.tls.key }, handler)
@@ -150,12 +149,15 @@ export class StoreServer {
     });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      const failed = (err: NodeJS.ErrnoException) => reject(listenError(err, this.options));
+      server.once('error', failed);
       server.listen(this.options.port, this.options.host, () => {
-        server.off('error', reject);
+        server.off('error', failed);
         resolve();
       });
     });
+    // From here until a clean stop, a restart re-checks what was written.
+    writeFileSync(marker, String(process.pid));
     // Joins the cluster once peers can reach it.
     try {
       await this.options.cluster?.start();
@@ -521,4 +523,19 @@ function decodeSegment(segment: string): string {
 
 export function readTls(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {
   return { cert: readFileSync(certFile), key: readFileSync(keyFile) };
+}
+
+/** Why the node cannot listen, in the user's terms: the address is taken, not local, or privileged. */
+function listenError(
+  err: NodeJS.ErrnoException,
+  where: { readonly host: string; readonly port: number },
+): TongbuError {
+  const address = `${where.host}:${where.port}`;
+  const says: Record<string, [ErrorCode, string]> = {
+    EADDRINUSE: ['BAD_ARGUMENT', 'the address is already in use (another node or program)'],
+    EADDRNOTAVAIL: ['BAD_ARGUMENT', 'the host is not an address of this machine'],
+    EACCES: ['PERMISSION_DENIED', 'ports below 1024 need privileges'],
+  };
+  const [code, words] = says[err.code ?? ''] ?? ['IO', err.message];
+  return new TongbuError(code, `cannot listen on ${address}: ${words}`, { cause: err });
 }

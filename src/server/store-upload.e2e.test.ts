@@ -229,6 +229,21 @@ describe('a tree through a store node', () => {
     expectSameTree(src, latest);
   }, 120_000);
 
+  it('an empty directory makes a new namespace with one empty version, which syncs back', async () => {
+    const src = fresh('empty-src');
+    fs.mkdirSync(src);
+    const url = node.tongbuUrl('empty-ns');
+    const up = await syncOk(node, [src, url]);
+    expect(up.commit?.entries).toBe(0);
+    const again = await syncOk(node, [src, url]);
+    expect(again.commit).toBeUndefined();
+    const out = fresh('empty-out');
+    await syncOk(node, [url, out]);
+    expect(fs.readdirSync(out)).toEqual([]);
+    const log = await runCli(['log', url, '--json'], tokenEnv(node));
+    expect(parseJsonOutput<{ commits: unknown[] }>(log.stdout).commits).toHaveLength(1);
+  }, 60_000);
+
   it('serves byte ranges of a file over plain HTTP', async () => {
     const src = fresh('src');
     fs.mkdirSync(src);

@@ -256,7 +256,8 @@ export class TongbuEndpoint implements Endpoint {
   /** Applies every staged change in one commit (and the tag, if asked). */
   async commit(message?: string): Promise<CommitInfo | undefined> {
     const tag = this.options.tag;
-    if (this.changes.size === 0 && tag === undefined) return undefined;
+    // Nothing to record, unless the namespace is new: an empty source makes its first, empty version.
+    if (this.changes.size === 0 && tag === undefined && this.base !== undefined) return undefined;
     const body = {
       base: this.base ?? null,
       changes: [...this.changes.values()].map((c) => ({ key: c.key, entry: c.entry ?? null })),
