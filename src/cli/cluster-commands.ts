@@ -13,7 +13,7 @@ import { parseTongbuUrl } from '../endpoints/tongbu/tongbu-url.js';
 import { flagsOf, parseCommandLine } from './args.js';
 import { formatBytes, formatDuration } from './format.js';
 import { parseOptions } from './parse-options.js';
-import { resolveToken } from './store-commands.js';
+import { resolveToken } from './resolve-token.js';
 
 const clusterSchema = z.object({
   token: z.string().optional().describe('bearer token (prefer the variable to the flag)'),

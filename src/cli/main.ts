@@ -2,22 +2,21 @@
  * The `tongbu` command: sync, copy and verify. Output: a live progress line
  * on a terminal, a one-line summary otherwise, `--json` for machines; errors
  * on stderr, naming the path; exit codes from the error table.
+ *
+ * Each command loads its own modules when it runs (`import()`), so that a
+ * directory sync never pays for the server, the store, the cluster or the
+ * table engines: start-up is a large part of a sync that finds nothing to do.
  */
 import { readFileSync } from 'node:fs';
 import { ERROR_TABLE, TongbuError, toTongbuError, type ErrorCode } from '../core/errors.js';
 import type { ProgressListener } from '../core/progress.js';
-import { openEndpoint } from '../endpoints/open-endpoint.js';
-import { runSync } from '../sync/sync-engine.js';
+import { isTableUrl } from '../endpoints/table/table-url.js';
 import { parseSyncOptions, syncOptionsSchema } from '../sync/sync-options.js';
 import type { SyncSummary } from '../sync/sync-summary.js';
-import { runVerify, type VerifyReport } from '../sync/verify.js';
+import type { VerifyReport } from '../sync/verify.js';
 import { flagsOf, helpFor, parseCommandLine } from './args.js';
 import { formatBytes, formatDuration } from './format.js';
-import { createProgressBar } from './progress-bar.js';
-import { serveCommand } from './serve-command.js';
-import { clusterCommand } from './cluster-commands.js';
-import { gcCommand, resolveToken, storeCommand, tokenCommand } from './store-commands.js';
-import { involvesTable, tableCommand } from './table-commands.js';
+import { resolveToken } from './resolve-token.js';
 
 const CLI_FLAGS = {
   json: { type: 'boolean' },
@@ -70,11 +69,20 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   let json = false;
   try {
-    if (command === 'serve') return await serveCommand(rest, version());
-    if (command === 'token') return await tokenCommand(rest);
-    if (command === 'cluster') return await clusterCommand(rest);
-    if (command === 'gc') return await gcCommand(rest);
-    if (['log', 'diff', 'tag', 'reset'].includes(command)) return await storeCommand(command, rest);
+    if (command === 'serve') {
+      const { serveCommand } = await import('./serve-command.js');
+      return await serveCommand(rest, version());
+    }
+    if (command === 'cluster') {
+      const { clusterCommand } = await import('./cluster-commands.js');
+      return await clusterCommand(rest);
+    }
+    if (['token', 'gc', 'log', 'diff', 'tag', 'reset'].includes(command)) {
+      const store = await import('./store-commands.js');
+      if (command === 'token') return await store.tokenCommand(rest);
+      if (command === 'gc') return await store.gcCommand(rest);
+      return await store.storeCommand(command, rest);
+    }
     if (command !== 'sync' && command !== 'copy' && command !== 'verify' && command !== 'bisync') {
       throw new TongbuError('BAD_ARGUMENT', `unknown command "${command}" (try: tongbu help)`);
     }
@@ -96,7 +104,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       line.cli['no-progress'] !== true &&
       line.cli['quiet'] !== true &&
       (line.cli['progress'] === true || process.stderr.isTTY === true);
-    const bar = showProgress ? createProgressBar(process.stderr) : undefined;
+    const bar = showProgress
+      ? (await import('./progress-bar.js')).createProgressBar(process.stderr)
+      : undefined;
     const onProgress: ProgressListener | undefined = bar ? (e) => bar.update(e) : undefined;
     if (involvesTable(src, dst) || command === 'bisync') {
       if (command === 'bisync' && !involvesTable(src, dst)) {
@@ -105,6 +115,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           'bisync works on two tables for now (sqlite:, postgres://, mysql://)',
         );
       }
+      const { tableCommand } = await import('./table-commands.js');
       return await tableCommand({
         command,
         src,
@@ -123,13 +134,15 @@ export async function main(argv: readonly string[]): Promise<number> {
       ...(options.replication !== undefined ? { replication: options.replication } : {}),
       ...(options.consistency !== undefined ? { consistency: options.consistency } : {}),
     };
-    const source = openEndpoint(src, connect);
-    const destination = openEndpoint(dst, {
+    const { openEndpoint } = await import('../endpoints/open-endpoint.js');
+    const source = await openEndpoint(src, connect);
+    const destination = await openEndpoint(dst, {
       ...connect,
       ...(options.tag !== undefined ? { tag: options.tag } : {}),
     });
     try {
       if (command === 'verify') {
+        const { runVerify } = await import('../sync/verify.js');
         const report = await runVerify({
           source,
           destination,
@@ -143,6 +156,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         if (report.errors.length > 0) return exitFor(report.errors.map((e) => e.code as ErrorCode));
         return report.equal ? 0 : ERROR_TABLE.DIFFERENT.exit;
       }
+      const { runSync } = await import('../sync/sync-engine.js');
       const summary = await runSync({
         command,
         source,
@@ -171,6 +185,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** Both ends are tables: the table engine runs (one table beside files is a snapshot). */
+function involvesTable(src: string, dst: string): boolean {
+  return isTableUrl(src) && isTableUrl(dst);
 }
 
 /** One error code: its exit code; several: PARTIAL. */

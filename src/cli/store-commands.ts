@@ -3,7 +3,7 @@
  * (rollback by moving the branch), and on a node's data directory: token and
  * gc.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod/v3';
 import { TongbuError } from '../core/errors.js';
@@ -21,6 +21,7 @@ import type { TreeDiff } from '../store/prolly-tree.js';
 import { flagsOf, parseCommandLine } from './args.js';
 import { formatBytes } from './format.js';
 import { parseOptions } from './parse-options.js';
+import { resolveToken } from './resolve-token.js';
 
 const clientSchema = z.object({
   token: z.string().optional().describe('bearer token (prefer the variable to the flag)'),
@@ -30,23 +31,6 @@ const clientSchema = z.object({
 });
 
 const CLI = { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
-
-export function resolveToken(options: {
-  token?: string | undefined;
-  tokenFile?: string | undefined;
-}): string | undefined {
-  if (options.tokenFile !== undefined) {
-    try {
-      return readFileSync(options.tokenFile, 'utf8').trim();
-    } catch (err) {
-      throw new TongbuError(
-        'BAD_ARGUMENT',
-        `--token-file ${options.tokenFile}: ${(err as Error).message}`,
-      );
-    }
-  }
-  return options.token;
-}
 
 function clientFor(
   url: string,

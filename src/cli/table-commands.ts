@@ -6,7 +6,7 @@
 import { ERROR_TABLE } from '../core/errors.js';
 import type { ProgressListener } from '../core/progress.js';
 import { openSiblingTable, openTable } from '../endpoints/table/open-table.js';
-import { isTableUrl, parseTableUrl } from '../endpoints/table/table-url.js';
+import { parseTableUrl } from '../endpoints/table/table-url.js';
 import type { SyncOptions } from '../sync/sync-options.js';
 import { bisyncTables, type TableBisyncSummary } from '../sync/table-bisync.js';
 import { syncTable, type TableSyncSummary } from '../sync/table-sync.js';
@@ -22,11 +22,6 @@ export interface TableCommandContext {
   readonly quiet: boolean;
   readonly signal: AbortSignal;
   readonly onProgress?: ProgressListener;
-}
-
-/** Both ends are tables: the table engine runs (one table beside files is a snapshot). */
-export function involvesTable(src: string, dst: string): boolean {
-  return isTableUrl(src) && isTableUrl(dst);
 }
 
 export async function tableCommand(ctx: TableCommandContext): Promise<number> {

@@ -6,8 +6,11 @@
  * keeps hashes of its own.
  */
 import { createHash } from 'node:crypto';
-import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { createRequire } from 'node:module';
+import type { Blake3Hasher } from '@napi-rs/blake-hash';
 import { TongbuError } from './errors.js';
+
+const require = createRequire(import.meta.url);
 
 export type HashAlgorithm = 'sha256' | 'blake3';
 export type ContentHash = `${HashAlgorithm}:${string}`;
@@ -24,6 +27,14 @@ interface Digester {
   digest(encoding: 'hex'): string;
 }
 
+let blake3: { Blake3Hasher: typeof Blake3Hasher } | undefined;
+
+/** The native blake3 binding loads on first use: most runs hash nothing in this thread. */
+function newBlake3(): Digester {
+  blake3 ??= require('@napi-rs/blake-hash') as { Blake3Hasher: typeof Blake3Hasher };
+  return new blake3.Blake3Hasher();
+}
+
 /** An incremental hasher producing a ContentHash. */
 export class ContentHasher {
   readonly algorithm: HashAlgorithm;
@@ -32,7 +43,7 @@ export class ContentHasher {
 
   constructor(algorithm: HashAlgorithm = DEFAULT_HASH) {
     this.algorithm = algorithm;
-    this.hash = algorithm === 'blake3' ? new Blake3Hasher() : createHash(algorithm);
+    this.hash = algorithm === 'blake3' ? newBlake3() : createHash(algorithm);
   }
 
   update(data: Uint8Array): this {

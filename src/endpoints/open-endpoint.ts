@@ -1,14 +1,13 @@
 /**
  * Turns what the user typed into an endpoint. A plain path is a local
  * directory; URL schemes name the other kinds as they are added
- * (tongbu://, sqlite:, postgres://, mysql://).
+ * (tongbu://, sqlite:, postgres://, mysql://). The other kinds load only
+ * when a URL names them, so a directory sync never pays for them.
  */
 import { TongbuError } from '../core/errors.js';
 import type { Endpoint } from './endpoint.js';
 import { FsEndpoint } from './fs/fs-endpoint.js';
-import { TongbuEndpoint } from './tongbu/tongbu-endpoint.js';
 import { isTongbuUrl } from './tongbu/tongbu-url.js';
-import { TableSnapshotEndpoint } from './table/table-snapshot-endpoint.js';
 import { isTableUrl } from './table/table-url.js';
 
 export interface OpenEndpointOptions {
@@ -22,10 +21,14 @@ export interface OpenEndpointOptions {
   readonly consistency?: 'linearizable' | 'stale';
 }
 
-export function openEndpoint(spec: string, options: OpenEndpointOptions = {}): Endpoint {
+export async function openEndpoint(
+  spec: string,
+  options: OpenEndpointOptions = {},
+): Promise<Endpoint> {
   if (spec === '') throw new TongbuError('BAD_URL', 'empty endpoint: give a directory path or URL');
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(spec)?.[1]?.toLowerCase();
   if (isTongbuUrl(spec)) {
+    const { TongbuEndpoint } = await import('./tongbu/tongbu-endpoint.js');
     return new TongbuEndpoint(spec, {
       ...(options.token !== undefined ? { token: options.token } : {}),
       ...(options.transfers !== undefined ? { transfers: options.transfers } : {}),
@@ -35,7 +38,10 @@ export function openEndpoint(spec: string, options: OpenEndpointOptions = {}): E
     });
   }
   // A table beside a directory or a tongbu:// store: its rows as files.
-  if (isTableUrl(spec)) return new TableSnapshotEndpoint(spec);
+  if (isTableUrl(spec)) {
+    const { TableSnapshotEndpoint } = await import('./table/table-snapshot-endpoint.js');
+    return new TableSnapshotEndpoint(spec);
+  }
   if (scheme === 'file') return new FsEndpoint(new URL(spec).pathname, fsOptions(options));
   if (scheme !== undefined && scheme.length > 1) {
     throw new TongbuError('BAD_URL', `${spec}: endpoint scheme "${scheme}:" is not supported yet`, {

@@ -4,14 +4,19 @@
  * includes, only files and links that match one (or lie below a matching
  * directory) are kept; directories are kept for what they contain.
  */
-import picomatch from 'picomatch';
+import { createRequire } from 'node:module';
+import type picomatchType from 'picomatch';
 import type { EntryKind } from '../endpoints/endpoint.js';
 import { parentKey, type Key } from '../core/key.js';
 
 export type EntryFilter = (key: Key, kind: EntryKind) => boolean;
 
+const require = createRequire(import.meta.url);
+
 export function createFilter(include: readonly string[], exclude: readonly string[]): EntryFilter {
   if (include.length === 0 && exclude.length === 0) return () => true;
+  // Loaded only for a run with patterns.
+  const picomatch = require('picomatch') as typeof picomatchType;
   const options = { dot: true, basename: true } as const;
   const excluded = exclude.length > 0 ? picomatch([...exclude], options) : () => false;
   const included = include.length > 0 ? picomatch([...include], options) : undefined;

@@ -2,6 +2,7 @@
  * The engine on memory endpoints: the streaming path (read → write) that
  * every non-local endpoint uses, checked by the content that lands.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,6 +83,17 @@ describe('sync engine on memory endpoints', () => {
     expect(contents(dst)).toEqual(contents(src));
     const again = await sync(src, dst);
     expect(again.files).toMatchObject({ copied: 0, deleted: 0, updated: 0 });
+  });
+
+  it('a run that finds nothing to do leaves the state file as it was', async () => {
+    const src = seeded();
+    const dst = createMemoryEndpoint({ url: 'memory://dst' });
+    await sync(src, dst);
+    const before = readFileSync(join(dir, 'state.db'));
+    const again = await sync(src, dst);
+    expect(again.files).toMatchObject({ copied: 0, updated: 0, deleted: 0, unchanged: 6 });
+    expect(readFileSync(join(dir, 'state.db')).equals(before)).toBe(true);
+    expect(existsSync(join(dir, 'state.db-wal'))).toBe(false);
   });
 
   it('a touched file with equal content is compared, not rewritten', async () => {

@@ -56,6 +56,8 @@ export class SyncState {
   private readonly del: Database.Statement;
   private readonly getOne: Database.Statement;
   private pending: (StateRow | Key)[] = [];
+  /** Rows were written since the state was opened. */
+  private changed = false;
 
   private constructor(db: Database.Database, source: string, destination: string) {
     this.db = db;
@@ -146,6 +148,7 @@ export class SyncState {
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
+    this.changed = true;
     this.db.transaction(() => {
       for (const item of batch) {
         if (typeof item === 'string') this.del.run(this.pairId, item);
@@ -166,8 +169,14 @@ export class SyncState {
     })();
   }
 
+  /**
+   * Ends a run: notes when (last_run_ms) if it changed rows. A run that
+   * found everything in sync writes nothing, so the state file sees no WAL
+   * frame and no fsync.
+   */
   finishRun(): void {
     this.commit();
+    if (!this.changed) return;
     this.db.prepare('UPDATE pairs SET last_run_ms = ? WHERE id = ?').run(Date.now(), this.pairId);
   }
 

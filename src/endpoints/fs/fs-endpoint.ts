@@ -4,10 +4,8 @@
  * are stored as links and never followed; names are kept byte-exact, and a
  * name that is not valid UTF-8 is refused with an error naming its bytes.
  */
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { fromSystemError, toTongbuError, TongbuError } from '../../core/errors.js';
@@ -29,13 +27,10 @@ import {
   type WriteRequest,
   type WriteResult,
 } from '../endpoint.js';
-import { copyLocalFiles } from './local-copy.js';
 import { diffLocalTrees } from './local-diff.js';
 import { workerErrorToTongbu } from './fs-entry.js';
 import { FsWorkerPool } from './fs-worker-pool.js';
 import { fsTime, statEntry, tempPathIn, unpackEntries } from './fs-entry.js';
-
-const execFileAsync = promisify(execFile);
 
 const CAPABILITIES: EndpointCapabilities = {
   listedHashes: [],
@@ -51,7 +46,7 @@ const CAPABILITIES: EndpointCapabilities = {
 };
 
 export interface FsEndpointOptions {
-  /** Worker threads for copying and hashing. */
+  /** Worker threads for copying, hashing and long walks, each started on first need. */
   readonly workers?: number;
 }
 
@@ -71,9 +66,6 @@ export class FsEndpoint implements Endpoint {
   }
 
   async open({ create }: { readonly create: boolean }): Promise<void> {
-    // A destination walks (paired with a local source) and copies first
-    // thing: start its workers while the run prepares.
-    if (create) this.workers().prestart(availableParallelism());
     let stat: fs.Stats | undefined;
     try {
       stat = await fsp.stat(this.localPath);
@@ -330,8 +322,10 @@ export class FsEndpoint implements Endpoint {
 
   /** One filesystem-wide sync (syncfs) instead of an fsync per file. */
   async flush(): Promise<void> {
+    // Loaded here: a run that wrote nothing never flushes.
+    const { execFile } = await import('node:child_process');
     try {
-      await execFileAsync('sync', ['-f', this.localPath]);
+      await promisify(execFile)('sync', ['-f', this.localPath]);
     } catch (err) {
       throw fromSystemError(err, this.localPath, 'cannot sync');
     }
@@ -349,11 +343,13 @@ export class FsEndpoint implements Endpoint {
     );
   }
 
-  copyFromLocal(
+  async copyFromLocal(
     sourceRoot: string,
     items: readonly LocalCopyItem[],
     options: LocalCopyOptions,
   ): Promise<void> {
+    // Loaded here: a run with nothing to copy never needs it.
+    const { copyLocalFiles } = await import('./local-copy.js');
     return copyLocalFiles(
       {
         pool: this.workers(),

@@ -1,11 +1,12 @@
 // @ts-check
 /**
- * Tree walks of the filesystem endpoint, run in its worker threads: a plain
- * walk of one tree, and a paired walk of a source and a destination tree
- * that reports only what differs, so that a sync where little changed never
- * ships the unchanged entries to the main thread. Nothing is followed: a
- * symlink is listed as a link. Entries cross threads packed (see WalkBatch
- * in fs-worker-protocol.ts).
+ * Tree walks of the filesystem endpoint: a plain walk of one tree (in its
+ * worker threads), and a paired walk of a source and a destination tree
+ * (in the main thread, and in workers that help with a large one) that
+ * reports only what differs, so that a sync where little changed never
+ * handles the unchanged entries one by one. Nothing is followed: a symlink
+ * is listed as a link. Entries travel packed (see WalkBatch in
+ * fs-worker-protocol.ts).
  */
 import { TextDecoder } from 'node:util';
 import * as fs from 'node:fs';
@@ -15,11 +16,16 @@ const BATCH = 4096;
 const FILE = 0;
 const DIR = 1;
 const LINK = 2;
+/** Where a directory of a paired walk is read: one tree, or both (see WalkDir). */
+export const SOURCE = 0;
+export const DEST = 1;
+export const BOTH = 2;
 
 /** Accumulates entries of one side and posts them in packed batches. */
 export class Batcher {
   /**
-   * @param {import('node:worker_threads').MessagePort} port
+   * @param {{ postMessage(batch: import('./fs-worker-protocol.js').WalkBatch): void }} port
+   *   a worker's port, or in the main thread what takes the batches directly
    * @param {number} id
    * @param {0 | 1} side
    */
@@ -124,70 +130,91 @@ function readDir(dirPath, out) {
 }
 
 /**
- * Posts every entry below `dirKey` of the tree at `root`.
+ * Posts every entry of the tree at `root`.
  * @param {string} root
- * @param {string} dirKey
  * @param {Batcher} out
  * @param {() => boolean} aborted
  */
-export function walkTree(root, dirKey, out, aborted) {
-  const stack = [dirKey];
-  while (stack.length > 0 && !aborted()) {
-    const key = /** @type {string} */ (stack.pop());
-    for (const item of readDir(key === '' ? root : `${root}/${key}`, out)) {
-      const child = key === '' ? item.name : `${key}/${item.name}`;
-      out.add(child, item);
-      if (item.kind === DIR) stack.push(child);
-    }
+export function walkTree(root, out, aborted) {
+  walkDirs({ srcRoot: root, dstRoot: root, toleranceMs: 0 }, [['', SOURCE]], out, out, aborted);
+}
+
+/**
+ * Walks a source and a destination tree together, taking directories from
+ * `dirs`, a stack of [key, side], and adding those below them: BOTH
+ * compares a directory's entries in the two trees, SOURCE or DEST lists a
+ * directory that only one tree has. Directories are always posted (both
+ * sides); files and links only when they differ or exist on one side.
+ * Stops when `dirs` is empty or, after a directory, `stop()` says so,
+ * leaving the rest on `dirs`; returns how many entries were equal and left
+ * out.
+ * @param {{ srcRoot: string, dstRoot: string, toleranceMs: number }} roots
+ * @param {import('./fs-worker-protocol.js').WalkDir[]} dirs
+ * @param {Batcher} src
+ * @param {Batcher} dst
+ * @param {() => boolean} stop
+ */
+export function walkDirs(roots, dirs, src, dst, stop) {
+  let unchanged = 0;
+  while (dirs.length > 0) {
+    const [key, side] = /** @type {import('./fs-worker-protocol.js').WalkDir} */ (dirs.pop());
+    if (side === BOTH) unchanged += compareDir(roots, key, dirs, src, dst);
+    else if (side === SOURCE) listDir(roots.srcRoot, key, SOURCE, dirs, src);
+    else listDir(roots.dstRoot, key, DEST, dirs, dst);
+    if (stop()) break;
+  }
+  return unchanged;
+}
+
+/**
+ * Posts the entries of one directory of one tree; its subdirectories go on `dirs`.
+ * @param {string} root
+ * @param {string} key
+ * @param {typeof SOURCE | typeof DEST} side
+ * @param {import('./fs-worker-protocol.js').WalkDir[]} dirs
+ * @param {Batcher} out
+ */
+function listDir(root, key, side, dirs, out) {
+  for (const item of readDir(key === '' ? root : `${root}/${key}`, out)) {
+    const child = key === '' ? item.name : `${key}/${item.name}`;
+    out.add(child, item);
+    if (item.kind === DIR) dirs.push([child, side]);
   }
 }
 
 /**
- * Walks a source and a destination tree together from the given
- * directories. Directories are always posted (both sides); files and links
- * only when they differ or exist on one side. Returns how many entries were
- * equal and left out.
- * @param {{ srcRoot: string, dstRoot: string, dirs: string[], recurse: boolean, toleranceMs: number }} task
+ * Compares one directory of the two trees; its subdirectories go on
+ * `dirs`. Returns how many entries were equal and left out.
+ * @param {{ srcRoot: string, dstRoot: string, toleranceMs: number }} roots
+ * @param {string} key
+ * @param {import('./fs-worker-protocol.js').WalkDir[]} dirs
  * @param {Batcher} src
  * @param {Batcher} dst
- * @param {() => boolean} aborted
  */
-export function diffTrees(task, src, dst, aborted) {
+function compareDir(roots, key, dirs, src, dst) {
   let unchanged = 0;
-  const stack = [...task.dirs];
-  while (stack.length > 0 && !aborted()) {
-    const key = /** @type {string} */ (stack.pop());
-    const a = readDir(key === '' ? task.srcRoot : `${task.srcRoot}/${key}`, src);
-    const b = readDir(key === '' ? task.dstRoot : `${task.dstRoot}/${key}`, dst);
-    const other = new Map(b.map((item) => [item.name, item]));
-    for (const s of a) {
-      const child = key === '' ? s.name : `${key}/${s.name}`;
-      const d = other.get(s.name);
-      other.delete(s.name);
-      if (s.kind === DIR) {
-        src.add(child, s);
-        if (d !== undefined) dst.add(child, d);
-        if (!task.recurse) continue;
-        if (d?.kind === DIR) stack.push(child);
-        else walkTree(task.srcRoot, child, src, aborted);
-        continue;
-      }
-      if (d !== undefined && same(s, d, task.toleranceMs)) {
-        unchanged++;
-        continue;
-      }
-      src.add(child, s);
-      if (d === undefined) continue;
-      dst.add(child, d);
-      if (d.kind === DIR && task.recurse) walkTree(task.dstRoot, child, dst, aborted);
+  const a = readDir(key === '' ? roots.srcRoot : `${roots.srcRoot}/${key}`, src);
+  const b = readDir(key === '' ? roots.dstRoot : `${roots.dstRoot}/${key}`, dst);
+  const other = new Map(b.map((item) => [item.name, item]));
+  for (const s of a) {
+    const child = key === '' ? s.name : `${key}/${s.name}`;
+    const d = other.get(s.name);
+    other.delete(s.name);
+    if (s.kind !== DIR && d !== undefined && same(s, d, roots.toleranceMs)) {
+      unchanged++;
+      continue;
     }
-    for (const d of other.values()) {
-      const child = key === '' ? d.name : `${key}/${d.name}`;
-      dst.add(child, d);
-      if (d.kind === DIR && task.recurse) walkTree(task.dstRoot, child, dst, aborted);
-    }
+    src.add(child, s);
+    if (d !== undefined) dst.add(child, d);
+    if (s.kind === DIR) dirs.push([child, d?.kind === DIR ? BOTH : SOURCE]);
+    else if (d?.kind === DIR) dirs.push([child, DEST]);
   }
-  return { unchanged };
+  for (const d of other.values()) {
+    const child = key === '' ? d.name : `${key}/${d.name}`;
+    dst.add(child, d);
+    if (d.kind === DIR) dirs.push([child, DEST]);
+  }
+  return unchanged;
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * A small pool of fs-worker threads. Requests queue; each worker takes one
- * at a time. Setting the shared abort flag stops work inside a file.
+ * at a time. A worker starts when a request finds none idle, never before.
+ * Setting the shared abort flag stops work inside a file.
  */
 import { Worker } from 'node:worker_threads';
 import { TongbuError } from '../../core/errors.js';
@@ -83,17 +84,6 @@ export class FsWorkerPool {
   /** Renames temp files into place (already made durable by the caller). */
   rename(pairs: [string, string][]): Promise<RenameResult[]> {
     return this.submit({ type: 'rename', pairs }, undefined) as Promise<RenameResult[]>;
-  }
-
-  /**
-   * Starts up to `count` workers now, so their start-up (tens of ms) overlaps
-   * with the caller's other preparations instead of the first request.
-   */
-  prestart(count: number): void {
-    while (this.started < Math.min(count, this.size) && !this.closed) {
-      const worker = this.spawn();
-      if (worker) this.idle.push(worker);
-    }
   }
 
   /** Asks every worker to stop inside the file it is on. */

@@ -41,14 +41,16 @@ export type WorkerRequest =
   | ({ type: 'diff'; id: number } & DiffTask);
 
 /**
- * A paired walk: compare `dirs` of the two trees (their contents, and below
- * them when `recurse`); report directories and what differs.
+ * A directory of a paired walk and where it is read: 0 only in the source
+ * tree, 1 only in the destination tree, 2 in both (compared).
  */
+export type WalkDir = [key: string, side: 0 | 1 | 2];
+
+/** Part of a paired walk: `dirs` and everything below them; report directories and what differs. */
 export interface DiffTask {
   srcRoot: string;
   dstRoot: string;
-  dirs: string[];
-  recurse: boolean;
+  dirs: WalkDir[];
   toleranceMs: number;
 }
 

@@ -8,12 +8,14 @@
  * alike; it imports nothing but Node itself and the blake3 binding. Messages
  * are typed in fs-worker-protocol.ts.
  */
-import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
-import { Batcher, diffTrees, walkTree } from './fs-tree.js';
+import { Batcher, walkDirs, walkTree } from './fs-tree.js';
+
+const require = createRequire(import.meta.url);
 
 if (!parentPort) throw new Error('fs-worker must run as a worker thread');
 const port = parentPort;
@@ -239,13 +241,21 @@ function changed(path) {
 }
 
 /**
+ * The native blake3 binding, loaded on first use: a worker that only walks
+ * trees (a sync with nothing to copy) starts without it.
+ * @type {typeof import('@napi-rs/blake-hash') | undefined}
+ */
+let blake3;
+
+/**
  * An incremental hasher of a ContentHash algorithm; `digest()` gives the
  * address form `<algorithm>:<hex>`.
  * @param {'sha256' | 'blake3'} algorithm
  */
 function hasherOf(algorithm) {
   if (algorithm === 'blake3') {
-    const b = new Blake3Hasher();
+    blake3 ??= /** @type {typeof import('@napi-rs/blake-hash')} */ (require('@napi-rs/blake-hash'));
+    const b = new blake3.Blake3Hasher();
     return {
       /** @param {Uint8Array} bytes */
       update: (bytes) => b.update(bytes),
@@ -325,16 +335,16 @@ port.on('message', (/** @type {import('./fs-worker-protocol.js').WorkerRequest} 
     port.postMessage({ type: 'done', id: msg.id, results, bytes: pending });
   } else if (msg.type === 'walk') {
     const out = new Batcher(port, msg.id, 0);
-    walkTree(msg.root, '', out, () => abortFlag[0] !== 0);
+    walkTree(msg.root, out, () => abortFlag[0] !== 0);
     out.post();
     port.postMessage({ type: 'done', id: msg.id, results: [], bytes: 0 });
   } else if (msg.type === 'diff') {
     const src = new Batcher(port, msg.id, 0);
     const dst = new Batcher(port, msg.id, 1);
-    const counts = diffTrees(msg, src, dst, () => abortFlag[0] !== 0);
+    const unchanged = walkDirs(msg, msg.dirs, src, dst, () => abortFlag[0] !== 0);
     src.post();
     dst.post();
-    port.postMessage({ type: 'done', id: msg.id, results: [counts], bytes: 0 });
+    port.postMessage({ type: 'done', id: msg.id, results: [{ unchanged }], bytes: 0 });
   } else if (msg.type === 'rename') {
     const results = msg.pairs.map(([tmp, dst]) => renameOne(tmp, dst));
     port.postMessage({ type: 'done', id: msg.id, results, bytes: 0 });

@@ -1,20 +1,33 @@
 /**
- * The paired walk of a local source tree and a local destination tree,
- * split across the worker pool: directories near the top are compared
- * shallowly, the subtrees below them in parallel. Only directories and
- * differing entries reach the main thread.
+ * The paired walk of a local source tree and a local destination tree. The
+ * main thread walks it, a slice at a time; when what is left looks long
+ * enough to pay for starting workers, workers join (one per other core) and
+ * take shares of the directories still to walk. A small tree is walked by
+ * the main thread alone. Only directories and differing entries are handled
+ * one by one.
  */
-import * as fs from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { toTongbuError, type TongbuError } from '../../core/errors.js';
 import type { Key } from '../../core/key.js';
 import type { Entry, LocalDiff, LocalDiffOptions } from '../endpoint.js';
 import { unpackEntries, workerErrorToTongbu } from './fs-entry.js';
+import { Batcher, BOTH, walkDirs } from './fs-tree.js';
 import type { FsWorkerPool } from './fs-worker-pool.js';
-import type { DiffTask, WalkBatch } from './fs-worker-protocol.js';
+import type { WalkBatch, WalkDir } from './fs-worker-protocol.js';
 
-/** Split until there are this many subtrees per worker, or this deep. */
-const SUBTREES_PER_WORKER = 4;
-const MAX_SPLIT_DEPTH = 3;
+export interface WalkPace {
+  /** The main thread walks this long before it looks at its workers and the abort signal again. */
+  readonly sliceMs: number;
+  /**
+   * Workers join when the directories left would take the main thread this
+   * long at its pace so far: a shorter walk is over before a worker (some
+   * 30 ms to start) could help.
+   */
+  readonly helpFromMs: number;
+}
+
+const PACE: WalkPace = { sliceMs: 2, helpFromMs: 50 };
 
 export async function diffLocalTrees(
   pool: FsWorkerPool,
@@ -22,6 +35,7 @@ export async function diffLocalTrees(
   dstRoot: string,
   options: LocalDiffOptions,
   onDestTemps: (paths: readonly string[]) => void,
+  pace: WalkPace = PACE,
 ): Promise<LocalDiff> {
   const source = new Map<Key, Entry>();
   const dest = new Map<Key, Entry>();
@@ -32,57 +46,59 @@ export async function diffLocalTrees(
     const into = batch.side === 0 ? source : dest;
     for (const entry of unpackEntries(batch)) into.set(entry.key, entry);
   };
-  const onAbort = (): void => pool.abortAll();
-  options.signal?.addEventListener('abort', onAbort);
-  try {
-    const { shallow, deep } = splitTrees(srcRoot, dstRoot, pool.size * SUBTREES_PER_WORKER);
-    const base = { srcRoot, dstRoot, toleranceMs: options.toleranceMs };
-    const tasks: DiffTask[] = [];
-    if (shallow.length > 0) tasks.push({ ...base, dirs: shallow, recurse: false });
-    // Walking is CPU-bound here (cached metadata): one share per core.
-    const width = Math.min(pool.size, availableParallelism(), deep.length);
-    const shares: string[][] = Array.from({ length: width }, () => []);
-    deep.forEach((key, i) => shares[i % shares.length]!.push(key));
-    for (const dirs of shares) tasks.push({ ...base, dirs, recurse: true });
-    const counts = await Promise.all(tasks.map((t) => pool.diff(t, onBatch)));
-    options.signal?.throwIfAborted();
-    return { source, dest, unchanged: counts.reduce((n, c) => n + c.unchanged, 0) };
-  } finally {
-    options.signal?.removeEventListener('abort', onAbort);
-  }
-}
-
-/**
- * Directories to compare shallowly (their own contents only) and the
- * subtrees to compare whole, so that there are enough subtrees to share.
- */
-function splitTrees(
-  srcRoot: string,
-  dstRoot: string,
-  wanted: number,
-): { shallow: Key[]; deep: Key[] } {
-  const shallow: Key[] = [];
-  let deep: Key[] = [''];
-  for (let depth = 0; depth < MAX_SPLIT_DEPTH && deep.length < wanted; depth++) {
-    const next: Key[] = [];
-    for (const key of deep) {
-      const names = new Set([...childDirs(srcRoot, key), ...childDirs(dstRoot, key)]);
-      shallow.push(key);
-      for (const name of names) next.push(key === '' ? name : `${key}/${name}`);
+  const { signal } = options;
+  const roots = { srcRoot, dstRoot, toleranceMs: options.toleranceMs };
+  const dirs: WalkDir[] = [['', BOTH]];
+  const src = new Batcher({ postMessage: onBatch }, 0, 0);
+  const dst = new Batcher({ postMessage: onBatch }, 0, 1);
+  const walkers = 1 + Math.min(pool.size, availableParallelism() - 1);
+  let unchanged = 0;
+  let failure: TongbuError | undefined;
+  const stopped = (): boolean => signal?.aborted === true || failure !== undefined;
+  // Shares handed to workers and not yet walked.
+  const shares = new Set<Promise<void>>();
+  // A worker takes nothing while it starts (some 30 ms): a walk that ends
+  // first does not wait for it. Then it takes shares of what is left from
+  // the bottom of the stack (near the top of the trees), smaller and smaller.
+  const help = async (): Promise<void> => {
+    await pool.diff({ ...roots, dirs: [] }, onBatch);
+    while (dirs.length > 0 && !stopped()) {
+      const share = pool
+        .diff({ ...roots, dirs: dirs.splice(0, Math.ceil(dirs.length / (2 * walkers))) }, onBatch)
+        .then((counts) => void (unchanged += counts.unchanged));
+      shares.add(share);
+      await share;
+      shares.delete(share);
     }
-    if (next.length === 0) return { shallow, deep: [] };
-    deep = next;
-  }
-  return { shallow, deep };
-}
-
-function childDirs(root: string, key: Key): string[] {
+  };
+  let helping = false;
+  const onAbort = (): void => pool.abortAll();
+  signal?.addEventListener('abort', onAbort);
   try {
-    return fs
-      .readdirSync(key === '' ? root : `${root}/${key}`, { withFileTypes: true })
-      .filter((d) => d.isDirectory())
-      .map((d) => d.name);
-  } catch {
-    return []; // missing or unreadable: the worker reports it
+    const started = performance.now();
+    let walked = 0;
+    while (dirs.length > 0 && !stopped()) {
+      const until = performance.now() + pace.sliceMs;
+      unchanged += walkDirs(roots, dirs, src, dst, () => {
+        walked++;
+        return performance.now() > until;
+      });
+      const left = ((performance.now() - started) / walked) * dirs.length;
+      if (!helping && dirs.length > 0 && left >= pace.helpFromMs) {
+        helping = true;
+        for (let i = 1; i < walkers; i++) {
+          help().catch((err: unknown) => void (failure ??= toTongbuError(err)));
+        }
+      }
+      await nextTurn();
+    }
+    src.post();
+    dst.post();
+    await Promise.all(shares);
+    if (failure !== undefined) throw failure;
+    signal?.throwIfAborted();
+    return { source, dest, unchanged };
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
 }
