@@ -11,6 +11,8 @@ describe('content hashes', () => {
     expect(hashBytes(abc, 'blake3')).toBe(
       'blake3:6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85',
     );
+    // A plain Uint8Array (not a Buffer), as some endpoints hand over.
+    expect(hashBytes(new Uint8Array([0x61, 0x62, 0x63]), 'blake3')).toBe(hashBytes(abc, 'blake3'));
   });
 
   it('hash the same incrementally as in one piece', () => {

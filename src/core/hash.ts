@@ -32,7 +32,16 @@ let blake3: { Blake3Hasher: typeof Blake3Hasher } | undefined;
 /** The native blake3 binding loads on first use: most runs hash nothing in this thread. */
 function newBlake3(): Digester {
   blake3 ??= require('@napi-rs/blake-hash') as { Blake3Hasher: typeof Blake3Hasher };
-  return new blake3.Blake3Hasher();
+  const hasher = new blake3.Blake3Hasher();
+  return {
+    // The binding takes Buffers: a view of the same bytes, no copy.
+    update: (data) => hasher.update(asBuffer(data)),
+    digest: (encoding) => hasher.digest(encoding),
+  };
+}
+
+function asBuffer(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
 /** An incremental hasher producing a ContentHash. */

@@ -257,7 +257,7 @@ function hasherOf(algorithm) {
     blake3 ??= /** @type {typeof import('@napi-rs/blake-hash')} */ (require('@napi-rs/blake-hash'));
     const b = new blake3.Blake3Hasher();
     return {
-      /** @param {Uint8Array} bytes */
+      /** @param {Buffer} bytes */
       update: (bytes) => b.update(bytes),
       digest: () => `blake3:${b.digest('hex')}`,
     };
