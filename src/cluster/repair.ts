@@ -58,8 +58,9 @@ const RANGES = 256;
 const MISSING_BATCH = 50_000;
 const PUSH_BATCH_BYTES = 16 * 1024 * 1024;
 
-export class AntiEntropy {
-  private readonly ctx: RepairContext;
+/** A repair job that runs one pass at a time: `run` joins the pass under way. */
+abstract class RepairPass {
+  protected readonly ctx: RepairContext;
   private current: Promise<RepairReport> | undefined;
   last: RepairReport | undefined;
 
@@ -72,6 +73,16 @@ export class AntiEntropy {
     await this.current?.catch(() => undefined);
   }
 
+  /** One pass (or the one running). */
+  run(): Promise<RepairReport> {
+    this.current ??= this.pass().finally(() => (this.current = undefined));
+    return this.current;
+  }
+
+  protected abstract pass(): Promise<RepairReport>;
+}
+
+export class AntiEntropy extends RepairPass {
   /** The range digests of the local chunks placed on both this node and `query.requester`. */
   rangeDigests(query: RangeQuery): RangeDigest[] {
     const digests = emptyRanges();
@@ -97,13 +108,7 @@ export class AntiEntropy {
     }
   }
 
-  /** One anti-entropy pass (or the one running). */
-  run(): Promise<RepairReport> {
-    this.current ??= this.pass().finally(() => (this.current = undefined));
-    return this.current;
-  }
-
-  private async pass(): Promise<RepairReport> {
+  protected async pass(): Promise<RepairReport> {
     await this.ctx.view.refresh();
     const self = this.ctx.selfId;
     const members = this.ctx.view.placementIds();
@@ -279,27 +284,8 @@ export class AntiEntropy {
   }
 }
 
-export class Scrubber {
-  private readonly ctx: RepairContext;
-  private current: Promise<RepairReport> | undefined;
-  last: RepairReport | undefined;
-
-  constructor(ctx: RepairContext) {
-    this.ctx = ctx;
-  }
-
-  /** Resolves when no pass is running. */
-  async idle(): Promise<void> {
-    await this.current?.catch(() => undefined);
-  }
-
-  /** One scrub pass (or the one running). */
-  run(): Promise<RepairReport> {
-    this.current ??= this.pass().finally(() => (this.current = undefined));
-    return this.current;
-  }
-
-  private async pass(): Promise<RepairReport> {
+export class Scrubber extends RepairPass {
+  protected async pass(): Promise<RepairReport> {
     const local = this.ctx.local;
     const report: RepairReport = {
       kind: 'scrub',
