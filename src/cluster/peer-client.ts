@@ -19,6 +19,30 @@ import type { MemberRecord } from '../store/catalog.js';
 
 export const INTERNAL = `${API_PREFIX}/internal`;
 
+/** Store requests one peer has in flight at once; further writes wait and go out together. */
+const STORES_IN_FLIGHT = 4;
+/** The bytes one coalesced store request carries at most (a single larger write goes alone). */
+const COALESCED_BYTES = 16 * 1024 * 1024;
+
+/** Writes waiting for a store request to a peer: sent together, settled together. */
+interface WaitingStore {
+  readonly frames: ChunkFrame[];
+  bytes: number;
+  readonly done: Promise<void>;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+function waitingStore(): WaitingStore {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const done = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { frames: [], bytes: 0, done, resolve, reject };
+}
+
 /** Count and XOR of the digests of one hash range (the first byte of the hash). */
 export interface RangeDigest {
   readonly count: number;
@@ -37,6 +61,8 @@ export interface RangeQuery {
 export class PeerClient {
   readonly member: MemberRecord;
   private readonly client: TongbuClient;
+  private storesInFlight = 0;
+  private readonly waiting: WaitingStore[] = [];
 
   constructor(member: MemberRecord, token: string, timeoutMs: number) {
     this.member = member;
@@ -53,10 +79,40 @@ export class PeerClient {
     );
   }
 
-  /** Stores chunks on the peer; resolves once they are durable there. */
-  async store(frames: readonly ChunkFrame[]): Promise<void> {
-    if (frames.length > 0)
+  /**
+   * Stores chunks on the peer; resolves once they are durable there. While
+   * STORES_IN_FLIGHT requests are out, concurrent writes are coalesced into
+   * the next request (group commit: one request and one fsync on the peer
+   * for many small commits).
+   */
+  store(frames: readonly ChunkFrame[]): Promise<void> {
+    if (frames.length === 0) return Promise.resolve();
+    if (this.storesInFlight < STORES_IN_FLIGHT) return this.sendStore(frames);
+    const bytes = frames.reduce((n, f) => n + f.bytes.length, 0);
+    let next = this.waiting.at(-1);
+    if (!next || (next.bytes > 0 && next.bytes + bytes > COALESCED_BYTES)) {
+      next = waitingStore();
+      this.waiting.push(next);
+    }
+    next.frames.push(...frames);
+    next.bytes += bytes;
+    return next.done;
+  }
+
+  private async sendStore(frames: readonly ChunkFrame[]): Promise<void> {
+    this.storesInFlight++;
+    try {
       await this.client.call('POST', `${INTERNAL}/chunks`, encodeBatch(frames));
+    } finally {
+      this.storesInFlight--;
+      const next = this.waiting.shift();
+      if (next) {
+        this.sendStore(next.frames).then(
+          () => next.resolve(),
+          (err: unknown) => next.reject(err),
+        );
+      }
+    }
   }
 
   async missing(hashes: readonly ContentHash[]): Promise<ContentHash[]> {

@@ -332,8 +332,33 @@ export function nodeEntries(node: TreeNode): Entry[] {
   }));
 }
 
+/** Decoded nodes kept per store that asked for it (least recently used out first). */
+const nodeCaches = new WeakMap<ObjectStore, { nodes: Map<ContentHash, TreeNode>; size: number }>();
+
+/**
+ * Keeps the `size` most recently read nodes of `store` decoded. Nodes are
+ * immutable, so a long-lived store (a node's) skips re-reading, re-hashing
+ * and re-parsing the upper levels that successive commits walk.
+ */
+export function keepDecodedNodes(store: ObjectStore, size = 4096): void {
+  if (!nodeCaches.has(store)) nodeCaches.set(store, { nodes: new Map(), size });
+}
+
+/** A node, verified and decoded (from the store's cache when it keeps one). */
 export async function readNode(store: ObjectStore, hash: ContentHash): Promise<TreeNode> {
-  return decodeNode(await store.get(hash), hash);
+  const cache = nodeCaches.get(store);
+  const cached = cache?.nodes.get(hash);
+  if (cached) {
+    cache!.nodes.delete(hash);
+    cache!.nodes.set(hash, cached);
+    return cached;
+  }
+  const node = decodeNode(await store.get(hash), hash);
+  if (cache) {
+    cache.nodes.set(hash, node);
+    if (cache.nodes.size > cache.size) cache.nodes.delete(cache.nodes.keys().next().value!);
+  }
+  return node;
 }
 
 /** Reads nodes once per operation: a path walked twice costs one read per node. */

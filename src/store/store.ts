@@ -19,7 +19,7 @@ import {
   type Commit,
 } from './commit.js';
 import { decodeManifest } from './manifest.js';
-import { canonicalJson } from './prolly-node.js';
+import { canonicalJson, keepDecodedNodes } from './prolly-node.js';
 import {
   applyChanges,
   diffTrees,
@@ -67,19 +67,36 @@ export interface CommitResult {
 /** Largest number of conflicting keys named in an error. */
 const CONFLICT_KEYS_SHOWN = 100;
 const MAX_CAS_ATTEMPTS = 50;
+/** Branch heads this process remembers from its own commits (a guess that CAS checks). */
+const KNOWN_HEADS = 10_000;
+const CACHED_COMMITS = 1024;
 
 export class Store {
   readonly chunks: ChunkStore;
   readonly catalog: Catalog;
   private readonly commitQueues = new Map<string, Promise<unknown>>();
+  /**
+   * The head each branch had after this process's last commit to it. A commit starts from it instead of reading the catalog; when
+   * another writer moved the ref since, the compare-and-swap fails and the
+   * retry reads it.
+   */
+  private readonly knownHeads = new Map<string, ContentHash>();
+  private readonly commits = new Map<ContentHash, Commit>();
 
   constructor(chunks: ChunkStore, catalog: Catalog) {
     this.chunks = chunks;
     this.catalog = catalog;
+    keepDecodedNodes(chunks);
   }
 
+  /** A commit, verified and decoded; the recently read ones are kept (commits are immutable). */
   async readCommit(hash: ContentHash): Promise<Commit> {
-    return decodeCommit(await this.chunks.get(hash), hash);
+    const cached = this.commits.get(hash);
+    if (cached) return cached;
+    const commit = decodeCommit(await this.chunks.get(hash), hash);
+    this.commits.set(hash, commit);
+    if (this.commits.size > CACHED_COMMITS) this.commits.delete(this.commits.keys().next().value!);
+    return commit;
   }
 
   /**
@@ -145,13 +162,20 @@ export class Store {
     await this.checkContent(changes);
     const baseRoot = base ? (await this.readCommit(base)).root : undefined;
 
+    const headKey = `${namespace}\0${branch}`;
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-      // A stale head costs only a failed CAS; the retry reads the current one.
-      const head = await this.catalog.getRef(
-        namespace,
-        branch,
-        attempt === 0 ? { consistency: 'stale' } : {},
-      );
+      // A wrong guess (known or stale head) costs only a failed CAS; the retry reads the current one.
+      const known = attempt === 0 ? this.knownHeads.get(headKey) : undefined;
+      const headHash =
+        known ??
+        (
+          await this.catalog.getRef(
+            namespace,
+            branch,
+            attempt === 0 ? { consistency: 'stale' } : {},
+          )
+        )?.commit;
+      const head = headHash !== undefined ? { commit: headHash } : undefined;
       const headCommit = head ? await this.readCommit(head.commit) : undefined;
       const headRoot = headCommit?.root ?? (await emptyTree(this.chunks));
       const merged = head !== undefined && head.commit !== base;
@@ -171,8 +195,11 @@ export class Store {
       );
       // Everything the commit references is durable before the ref moves.
       await this.chunks.sync();
-      if (!(await this.catalog.compareAndSwapRef(namespace, branch, head?.commit, commit)))
+      if (!(await this.catalog.compareAndSwapRef(namespace, branch, head?.commit, commit))) {
+        this.knownHeads.delete(headKey);
         continue;
+      }
+      this.rememberHead(headKey, commit);
       if (request.tag !== undefined) await this.setTag(namespace, request.tag, commit);
       return {
         commit,
@@ -186,6 +213,15 @@ export class Store {
     throw new TongbuError('CONFLICT', `${namespace}: the head kept moving; commit not applied`, {
       retryable: true,
     });
+  }
+
+  private rememberHead(headKey: string, commit: ContentHash): void {
+    this.knownHeads.delete(headKey);
+    this.knownHeads.set(headKey, commit);
+    if (this.knownHeads.size > KNOWN_HEADS) {
+      const oldest = this.knownHeads.keys().next().value;
+      if (oldest !== undefined) this.knownHeads.delete(oldest);
+    }
   }
 
   /** Points `tags/<tag>` at a commit; CONFLICT when it names another one. */
@@ -211,6 +247,7 @@ export class Store {
       name.startsWith('tags/') ? name : name.replace(/^(?!heads\/)/, 'heads/'),
     );
     await this.readCommit(commit);
+    this.knownHeads.delete(`${namespace}\0${ref!}`);
     const current = expected ?? (await this.catalog.getRef(namespace, ref!))?.commit;
     if (!(await this.catalog.compareAndSwapRef(namespace, ref!, current, commit))) {
       throw new TongbuError('CONFLICT', `${namespace} ${ref}: moved concurrently`, {
