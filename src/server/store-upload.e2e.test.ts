@@ -12,6 +12,8 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_TABLE } from '../core/errors.js';
+import { hashBytes } from '../core/hash.js';
+import { openEndpoint } from '../endpoints/open-endpoint.js';
 import {
   assertBuilt,
   diffTrees,
@@ -43,6 +45,11 @@ import {
 } from '../test-support/store-node.js';
 
 const T0 = 1_600_000_000_000;
+
+interface StoredListing {
+  key: string;
+  hash?: string;
+}
 const BIG = 5 * MiB;
 const KILL_FILES = 3;
 const KILL_FILE_SIZE = 64 * MiB;
@@ -243,6 +250,29 @@ describe('a tree through a store node', () => {
     const log = await runCli(['log', url, '--json'], tokenEnv(node));
     expect(parseJsonOutput<{ commits: unknown[] }>(log.stdout).commits).toHaveLength(1);
   }, 60_000);
+
+  it('names files by their blake3 hash, and hashes by sha256 on request from the content', async () => {
+    const src = fresh('src');
+    fs.mkdirSync(src);
+    await writeTree(src, new Map([['big.bin', file(BIG, 12)]]));
+    const url = node.tongbuUrl('hashes');
+    await syncOk(node, [src, url]);
+    const bytes = contentBytes(BIG, 12);
+    const listed = await httpCall(node, '/v1/ns/hashes/entries');
+    const entry = (JSON.parse(listed.body.toString('utf8')) as { entries: StoredListing[] })
+      .entries[0];
+    expect(entry?.hash).toBe(hashBytes(bytes, 'blake3'));
+    const endpoint = await openEndpoint(url, { token: node.token });
+    try {
+      await endpoint.open({ create: false });
+      expect(await endpoint.hash(['big.bin'], { algorithm: 'sha256' })).toEqual([
+        hashBytes(bytes, 'sha256'),
+      ]);
+      expect(await endpoint.hash(['big.bin'], { algorithm: 'blake3' })).toEqual([entry?.hash]);
+    } finally {
+      await endpoint.close();
+    }
+  }, 120_000);
 
   it('serves byte ranges of a file over plain HTTP', async () => {
     const src = fresh('src');

@@ -12,7 +12,7 @@ export interface StoredEntry {
   readonly size: number;
   readonly mtimeMs: number;
   readonly mode: number;
-  /** sha256 of the whole content (files). */
+  /** The hash of the whole content (files), named by algorithm: blake3 or sha256. */
   readonly hash?: ContentHash;
   /** The single chunk (parts = 1) or the manifest object (parts > 1). */
   readonly data?: ContentHash;

@@ -6,7 +6,7 @@
  * never sent again.
  */
 import { TongbuError } from '../../core/errors.js';
-import { ContentHasher, hashBytes, type ContentHash } from '../../core/hash.js';
+import { ContentHasher, hashBytes, type ContentHash, type HashAlgorithm } from '../../core/hash.js';
 import type { ChunkerOptions } from '../../core/fastcdc.js';
 import { encodeManifest, type ChunkRef } from '../../store/manifest.js';
 import { createChunkCutter, type CutChunk } from './chunk-cutter.js';
@@ -32,6 +32,8 @@ export interface UploadedContent {
 
 export interface UploadOptions {
   readonly signal?: AbortSignal;
+  /** The algorithm of the whole-content hash (chunks are always addressed by sha256). */
+  readonly algorithm?: HashAlgorithm;
   readonly onBytes?: (bytes: number) => void;
 }
 
@@ -42,7 +44,7 @@ export async function uploadContent(
   options: UploadOptions = {},
 ): Promise<UploadedContent> {
   const cutter = createChunkCutter(chunker);
-  const fileHash = new ContentHasher();
+  const fileHash = new ContentHasher(options.algorithm);
   const refs: ChunkRef[] = [];
   const batcher = new Batcher(client);
   const take = async (chunks: readonly CutChunk[]): Promise<void> => {

@@ -6,7 +6,7 @@
  * or the new one, never a mix.
  */
 import { TongbuError } from '../../core/errors.js';
-import { hashStream, type ContentHash } from '../../core/hash.js';
+import { algorithmOf, hashStream, type ContentHash } from '../../core/hash.js';
 import type { ChunkerOptions } from '../../core/fastcdc.js';
 import type { Key } from '../../core/key.js';
 import type { CommitResult, EntryChange } from '../../store/store.js';
@@ -24,6 +24,7 @@ import type {
   WriteRequest,
   WriteResult,
 } from '../endpoint.js';
+import { writeAlgorithm } from '../endpoint.js';
 import { readContent } from './chunk-download.js';
 import { uploadContent } from './chunk-upload.js';
 import { encodeKeyPath } from './protocol.js';
@@ -31,7 +32,9 @@ import { fewestReplicas, TongbuClient, type ReplicationAnswer } from './tongbu-c
 import { parseTongbuUrl, type TongbuUrl } from './tongbu-url.js';
 
 const CAPABILITIES: EndpointCapabilities = Object.freeze({
-  listedHashes: ['sha256'] as const,
+  // Entries name their whole-content hash: blake3 for what this client uploads (sha256 when the
+  // source compares by sha256, as table snapshots do; entries stored by older clients are sha256).
+  listedHashes: ['blake3'] as const,
   mtimePrecisionMs: 0.001,
   symlinks: true,
   emptyDirs: true,
@@ -165,17 +168,16 @@ export class TongbuEndpoint implements Endpoint {
     yield* readContent(this.client, s, this.requireChunker(), options);
   }
 
+  /** The stored hash when it is in `algorithm`; otherwise the content is read and hashed. */
   async hash(keys: readonly Key[], options: HashOptions = {}): Promise<ContentHash[]> {
     const algorithm = options.algorithm ?? 'sha256';
-    if (algorithm !== 'sha256') {
-      return Promise.all(keys.map(async (k) => (await hashStream(this.read(k), algorithm)).hash));
-    }
     return Promise.all(
       keys.map(async (k) => {
         const s = await this.lookup(k);
         if (!s?.hash)
           throw new TongbuError('NOT_FOUND', `${this.url}: no file ${k}`, { data: { key: k } });
-        return s.hash;
+        if (algorithmOf(s.hash) === algorithm) return s.hash;
+        return (await hashStream(this.read(k), algorithm)).hash;
       }),
     );
   }
@@ -185,7 +187,10 @@ export class TongbuEndpoint implements Endpoint {
     content: AsyncIterable<Uint8Array>,
     options: { readonly signal?: AbortSignal } = {},
   ): Promise<WriteResult> {
-    const up = await uploadContent(this.client, this.requireChunker(), content, options);
+    const up = await uploadContent(this.client, this.requireChunker(), content, {
+      ...options,
+      algorithm: writeAlgorithm(request),
+    });
     if (up.size !== request.size) {
       throw new TongbuError(
         'FILE_CHANGED',
