@@ -72,7 +72,7 @@ function asSets(plan: Plan) {
   return {
     replaces: sorted(keys(plan.replaces)),
     mkdirs: sorted(keys(plan.mkdirs)),
-    copies: sorted(plan.copies.map((c) => `${c.entry.key} compare=${c.compare}`)),
+    copies: sorted(plan.copies.map((c) => `${c.source.key} compare=${c.compare}`)),
     links: sorted(keys(plan.links)),
     metas: sorted(plan.metas.map((m) => m.entry.key)),
     deletes: sorted(keys(plan.deletes)),
@@ -88,7 +88,7 @@ function actions(plan: Plan) {
   return {
     replaces: keys(plan.replaces),
     mkdirs: keys(plan.mkdirs),
-    copies: plan.copies.map((c) => c.entry.key),
+    copies: plan.copies.map((c) => c.source.key),
     links: keys(plan.links),
     metas: plan.metas.map((m) => m.entry.key),
     deletes: keys(plan.deletes),
@@ -169,7 +169,7 @@ describe('planSync: classification', () => {
     const dest = listing(file('a', 10, T), file('b', 10, T));
     const plan = planSync(source, dest, noState, opts({ mtimeToleranceMs: 1000 }));
     expect(plan.unchanged).toBe(1);
-    expect(plan.copies).toEqual([{ entry: source.get('b'), compare: true }]);
+    expect(plan.copies).toEqual([{ source: source.get('b'), compare: true }]);
   });
 
   it('copy (no deleteExtraneous) deletes nothing', () => {
@@ -202,7 +202,7 @@ describe('planSync: kind changes', () => {
     const plan = planSync(source, dest, noState, opts());
     expect(keys(plan.replaces)).toEqual(['x']);
     expect(plan.replaces[0]!.kind).toBe('dir');
-    expect(keys(plan.copies.map((c) => c.entry))).toEqual(['x']);
+    expect(keys(plan.copies.map((c) => c.source))).toEqual(['x']);
     expect(sorted(keys(plan.deletes))).toEqual(['x/sub', 'x/sub/deep', 'x/top']);
     expect(keys(plan.deletes).indexOf('x/sub/deep')).toBeLessThan(
       keys(plan.deletes).indexOf('x/sub'),
@@ -277,7 +277,7 @@ describe('planSync: filters', () => {
     const plan = planSync(source, dest, noState, filtered([], ['build', '*.tmp']));
     const touched = [
       ...plan.mkdirs,
-      ...plan.copies.map((c) => c.entry),
+      ...plan.copies.map((c) => c.source),
       ...plan.links,
       ...plan.deletes,
       ...plan.replaces,
@@ -287,7 +287,7 @@ describe('planSync: filters', () => {
       expect(key.endsWith('.tmp'), key).toBe(false);
     }
     expect(sorted(keys(plan.mkdirs))).toEqual(['docs', 'empty', 'src']);
-    expect(sorted(plan.copies.map((c) => c.entry.key))).toEqual([
+    expect(sorted(plan.copies.map((c) => c.source.key))).toEqual([
       'docs/a.bin',
       'notes.txt',
       'src/main.txt',
@@ -299,14 +299,14 @@ describe('planSync: filters', () => {
 
   it('include keeps matching files and only the directories needed for them', () => {
     const plan = planSync(source, new Map(), noState, filtered(['*.txt'], []));
-    expect(sorted(plan.copies.map((c) => c.entry.key))).toEqual(['notes.txt', 'src/main.txt']);
+    expect(sorted(plan.copies.map((c) => c.source.key))).toEqual(['notes.txt', 'src/main.txt']);
     expect(keys(plan.mkdirs)).toEqual(['src']);
     expect(plan.dirs.map((d) => d.entry.key)).toEqual(['src']);
   });
 
   it('include of a directory keeps what lies below it', () => {
     const plan = planSync(source, new Map(), noState, filtered(['build'], []));
-    expect(sorted(plan.copies.map((c) => c.entry.key))).toEqual([
+    expect(sorted(plan.copies.map((c) => c.source.key))).toEqual([
       'build/out.o',
       'build/sub/deep.o',
       'src/build/x',
@@ -401,7 +401,7 @@ describe('planSync: saved state', () => {
     ]) {
       const plan = planSync(source, dest, () => stale, opts());
       expect(plan.copies, JSON.stringify(stale)).toEqual([
-        { entry: source.get('f'), compare: true },
+        { source: source.get('f'), compare: true },
       ]);
     }
   });
@@ -410,10 +410,10 @@ describe('planSync: saved state', () => {
     const same = listing(file('g'));
     for (const over of [{ mode: 'full' as const }, { checksum: true }]) {
       expect(planSync(source, dest, () => row({}), opts(over)).copies).toEqual([
-        { entry: source.get('f'), compare: true },
+        { source: source.get('f'), compare: true },
       ]);
       expect(planSync(same, same, noState, opts(over)).copies).toEqual([
-        { entry: same.get('g'), compare: true },
+        { source: same.get('g'), compare: true },
       ]);
     }
   });
@@ -588,7 +588,7 @@ function applyPlan(
     remove(r, 'replace');
   }
   for (const d of plan.mkdirs) put(d, 'mkdir');
-  for (const c of plan.copies) put(c.entry, 'copy');
+  for (const c of plan.copies) put(c.source, 'copy');
   for (const l of plan.links) put(l, 'link');
   for (const m of plan.metas) {
     if (tree.get(m.entry.key)?.kind !== m.entry.kind)
@@ -629,7 +629,7 @@ describe('planSync: properties', () => {
         const plan = planSync(source, dest, noState, opts({ deleteExtraneous: mirror, ...mode }));
         const acted = [
           ...plan.mkdirs,
-          ...plan.copies.map((c) => c.entry),
+          ...plan.copies.map((c) => c.source),
           ...plan.links,
           ...plan.metas.map((m) => m.entry),
           ...plan.blocked,
@@ -745,7 +745,7 @@ describe('planSync: properties', () => {
           const passes = (e: Entry): boolean => filter(e.key, e.kind) && ancestorsPass(e.key);
           for (const e of [
             ...plan.mkdirs,
-            ...plan.copies.map((c) => c.entry),
+            ...plan.copies.map((c) => c.source),
             ...plan.links,
             ...plan.deletes,
           ]) {
@@ -754,7 +754,7 @@ describe('planSync: properties', () => {
           for (const r of plan.replaces) expect(passes(source.get(r.key)!), r.key).toBe(true);
           if (include.length > 0) {
             // Directories are created only for the files and links they will hold.
-            const kept = [...plan.copies.map((c) => c.entry), ...plan.links].map((e) => e.key);
+            const kept = [...plan.copies.map((c) => c.source), ...plan.links].map((e) => e.key);
             for (const d of plan.mkdirs)
               expect(
                 kept.some((k) => isBelow(k, d.key)),
@@ -789,7 +789,7 @@ describe('planSync: properties', () => {
           });
         }
         const plan = planSync(source, dest, (key) => rows.get(key), opts(mode));
-        const copied = new Map(plan.copies.map((c) => [c.entry.key, c.compare]));
+        const copied = new Map(plan.copies.map((c) => [c.source.key, c.compare]));
         const quick = mode.mode === 'incremental' && !mode.checksum;
         for (const key of rows.keys()) {
           if (quick) expect(copied.has(key), key).toBe(false);

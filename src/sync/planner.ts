@@ -8,8 +8,12 @@ import type { Entry } from '../endpoints/endpoint.js';
 import type { EntryFilter } from './filter.js';
 import type { StateRow } from './sync-state.js';
 
+/**
+ * A file to copy. Shaped as a LocalCopyItem, so that a local copy takes
+ * the plan's actions as they are: one object per file, not two.
+ */
 export interface CopyAction {
-  readonly entry: Entry;
+  readonly source: Entry;
   /** The destination has a file of the same size: content may be equal. */
   readonly compare: boolean;
 }
@@ -119,7 +123,7 @@ export function planSync(
     if (d === undefined || d.kind !== entry.kind) {
       if (entry.kind === 'dir') mkdirs.push(entry);
       else if (entry.kind === 'symlink') links.push(entry);
-      else copies.push({ entry, compare: false });
+      else copies.push({ source: entry, compare: false });
       continue;
     }
     switch (entry.kind) {
@@ -134,14 +138,14 @@ export function planSync(
         break;
       case 'file': {
         if (entry.size !== d.size) {
-          copies.push({ entry, compare: false });
+          copies.push({ source: entry, compare: false });
           break;
         }
         const known =
           options.mode === 'incremental' &&
           !options.checksum &&
           (sameTime(entry.mtimeMs, d.mtimeMs) || matchesState(state(key), entry, d));
-        if (!known) copies.push({ entry, compare: true });
+        if (!known) copies.push({ source: entry, compare: true });
         else if (entry.mode !== d.mode) metas.push({ entry, dest: d });
         else unchanged++;
         break;

@@ -108,8 +108,49 @@ async function syncWithState(
   meter: ProgressMeter,
   fail: (key: Key, err: unknown) => void,
 ): Promise<void> {
-  const { source, destination, options } = request;
+  const { destination, options } = request;
   const destExists = await openDestination(destination, options.dryRun);
+  const planned = await listAndPlan(request, state, destExists, summary, meter, fail);
+  const { plan } = planned;
+  for (const e of plan.blocked) {
+    const why = `${destination.url}: ${e.key} is a directory; copy does not replace it (use sync)`;
+    fail(e.key, new TongbuError('BLOCKED', why));
+  }
+  let deletes = plan.deletes;
+  if (deletes.length > 0 && !planned.sourceComplete) {
+    summary.warnings.push('source could not be read completely: no deletions this run');
+    deletes = [];
+  }
+  checkDeleteLimit(deletes.length, plan.destinationCount, options, destination.url);
+  summary.totals = {
+    files: plan.copies.length,
+    bytes: plan.copies.reduce((n, c) => n + c.source.size, 0),
+  };
+  if (options.dryRun) {
+    summary.plan = planActions(plan, deletes);
+    countPlanned(summary, plan, deletes);
+    return;
+  }
+  summary.removedTemps = await destination.cleanup();
+  await apply(request, plan, deletes, planned.dest, state, summary, meter, fail);
+  await commitDestination(destination, summary, options.message);
+  state.finishRun();
+}
+
+/**
+ * Lists both sides and plans the run. Only the plan and the destination
+ * listing outlive it: the source listing of a large tree is let go before
+ * anything is copied (the plan holds the entries it needs).
+ */
+async function listAndPlan(
+  request: SyncRequest,
+  state: SyncState,
+  destExists: boolean,
+  summary: SyncSummary,
+  meter: ProgressMeter,
+  fail: (key: Key, err: unknown) => void,
+): Promise<{ plan: Plan; dest: ReadonlyMap<Key, Entry>; sourceComplete: boolean }> {
+  const { source, destination, options } = request;
   const tolerance = Math.max(
     source.capabilities.mtimePrecisionMs,
     destination.capabilities.mtimePrecisionMs,
@@ -140,29 +181,7 @@ async function syncWithState(
       mtimeToleranceMs: tolerance,
     },
   );
-  for (const e of plan.blocked) {
-    const why = `${destination.url}: ${e.key} is a directory; copy does not replace it (use sync)`;
-    fail(e.key, new TongbuError('BLOCKED', why));
-  }
-  let deletes = plan.deletes;
-  if (deletes.length > 0 && listed.sourceProblems.length > 0) {
-    summary.warnings.push('source could not be read completely: no deletions this run');
-    deletes = [];
-  }
-  checkDeleteLimit(deletes.length, plan.destinationCount, options, destination.url);
-  summary.totals = {
-    files: plan.copies.length,
-    bytes: plan.copies.reduce((n, c) => n + c.entry.size, 0),
-  };
-  if (options.dryRun) {
-    summary.plan = planActions(plan, deletes);
-    countPlanned(summary, plan, deletes);
-    return;
-  }
-  summary.removedTemps = await destination.cleanup();
-  await apply(request, plan, deletes, listed.dest, state, summary, meter, fail);
-  await commitDestination(destination, summary, options.message);
-  state.finishRun();
+  return { plan, dest: listed.dest, sourceComplete: listed.sourceProblems.length === 0 };
 }
 
 async function openDestination(destination: Endpoint, dryRun: boolean): Promise<boolean> {

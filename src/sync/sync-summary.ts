@@ -63,8 +63,8 @@ export function planActions(plan: Plan, deletes: readonly Entry[]): PlannedActio
     ...plan.mkdirs.map((e) => ({ action: 'mkdir' as const, key: e.key })),
     ...plan.copies.map((c) => ({
       action: c.compare ? ('compare' as const) : ('copy' as const),
-      key: c.entry.key,
-      size: c.entry.size,
+      key: c.source.key,
+      size: c.source.size,
     })),
     ...plan.links.map((e) => ({ action: 'link' as const, key: e.key })),
     ...plan.metas.map((m) => ({ action: 'meta' as const, key: m.entry.key })),

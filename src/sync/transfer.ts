@@ -44,7 +44,7 @@ export async function transferFiles(
     const retry: CopyAction[] = [];
     const failed = (action: CopyAction, error: TongbuError): void => {
       if (error.retryable && round < ROUNDS && !options.signal?.aborted) retry.push(action);
-      else options.onError(action.entry, error);
+      else options.onError(action.source, error);
     };
     if (destination.copyFromLocal && source.localPath !== undefined) {
       await copyLocal(source.localPath, destination, todo, options, failed);
@@ -64,24 +64,23 @@ async function copyLocal(
   options: TransferOptions,
   failed: (action: CopyAction, error: TongbuError) => void,
 ): Promise<void> {
-  await destination.copyFromLocal!(
-    sourceRoot,
-    todo.map((a) => ({ source: a.entry, compare: a.compare })),
-    {
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.bwlimit ? { bwlimit: options.bwlimit } : {}),
-      algorithm: options.algorithm,
-      onBytes: options.onBytes,
-      onOutcome: (outcome) => {
-        const entry = outcome.item.source;
-        if (outcome.ok) {
-          options.onDone({ source: entry, result: outcome.result, unchanged: outcome.unchanged });
-        } else {
-          failed({ entry, compare: outcome.item.compare ?? false }, toTongbuError(outcome.error));
-        }
-      },
+  await destination.copyFromLocal!(sourceRoot, todo, {
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.bwlimit ? { bwlimit: options.bwlimit } : {}),
+    algorithm: options.algorithm,
+    onBytes: options.onBytes,
+    onOutcome: (outcome) => {
+      const entry = outcome.item.source;
+      if (outcome.ok) {
+        options.onDone({ source: entry, result: outcome.result, unchanged: outcome.unchanged });
+      } else {
+        failed(
+          { source: entry, compare: outcome.item.compare ?? false },
+          toTongbuError(outcome.error),
+        );
+      }
     },
-  );
+  });
 }
 
 async function copyStreams(
@@ -113,7 +112,7 @@ async function copyOne(
   options: TransferOptions,
   throttle: (bytes: number) => Promise<void>,
 ): Promise<TransferResult> {
-  const { entry } = action;
+  const { source: entry } = action;
   if (action.compare) {
     const hashOptions = { algorithm: options.algorithm };
     const [[a], [b]] = await Promise.all([
@@ -177,12 +176,12 @@ async function refreshed(
 ): Promise<CopyAction[]> {
   const out: CopyAction[] = [];
   for (const action of retry) {
-    const entry = await source.stat(action.entry.key).catch(() => undefined);
-    if (entry?.kind === 'file') out.push({ entry, compare: action.compare });
+    const entry = await source.stat(action.source.key).catch(() => undefined);
+    if (entry?.kind === 'file') out.push({ source: entry, compare: action.compare });
     else {
       options.onError(
-        action.entry,
-        new TongbuError('NOT_FOUND', `${source.url}: ${action.entry.key} vanished during the run`),
+        action.source,
+        new TongbuError('NOT_FOUND', `${source.url}: ${action.source.key} vanished during the run`),
       );
     }
   }

@@ -4,18 +4,22 @@ import type * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { fromSystemError, TongbuError } from '../../core/errors.js';
 import { quoteBytes, type Key } from '../../core/key.js';
+import { TEMP_PREFIX, tempPath } from './fs-temp.js';
 import type { WalkBatch, WorkerError } from './fs-worker-protocol.js';
 import type { Entry, EntryKind } from '../endpoint.js';
 
-/** Temp files of interrupted writes start with this; `cleanup` removes them. */
-export const TEMP_PREFIX = '.tongbu-tmp-';
-
-const RUN_TAG = `${TEMP_PREFIX}${randomBytes(6).toString('hex')}-`;
+/** This process's part of its temp file names (see tempPath). */
+export const TEMP_TAG = `${TEMP_PREFIX}${randomBytes(6).toString('hex')}-`;
 let tempCounter = 0;
 
-/** A temp file name in `dir`, unique in this process and across processes. */
+/** A number for a new temp file, unique in this process. */
+export function nextTemp(): number {
+  return tempCounter++;
+}
+
+/** A new temp file name in `dir`, unique in this process and across processes. */
 export function tempPathIn(dir: string): string {
-  return `${dir}/${RUN_TAG}${(tempCounter++).toString(36)}`;
+  return tempPath(dir, TEMP_TAG, nextTemp());
 }
 
 export async function statEntry(key: Key, p: string): Promise<Entry> {
@@ -72,7 +76,11 @@ export function workerErrorToTongbu(error: WorkerError, action: string): TongbuE
 
 const KINDS: readonly EntryKind[] = ['file', 'dir', 'symlink'];
 
-/** Entries from a worker's packed walk batch. */
+/**
+ * Entries from a worker's packed walk batch. A mode is a small integer:
+ * made one (`| 0`), it is kept in the entry instead of in a heap number of
+ * its own, which a tree of millions of entries notices.
+ */
 export function unpackEntries(batch: WalkBatch): Entry[] {
   const out: Entry[] = new Array<Entry>(batch.keys.length);
   const { keys, nums } = batch;
@@ -82,7 +90,7 @@ export function unpackEntries(batch: WalkBatch): Entry[] {
       kind: KINDS[nums[4 * i]!]!,
       size: nums[4 * i + 1]!,
       mtimeMs: nums[4 * i + 2]!,
-      mode: nums[4 * i + 3]!,
+      mode: nums[4 * i + 3]! | 0,
     };
   }
   batch.links.forEach((index, j) => {

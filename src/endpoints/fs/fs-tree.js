@@ -10,8 +10,8 @@
  */
 import { TextDecoder } from 'node:util';
 import * as fs from 'node:fs';
+import { TEMP_PREFIX } from './fs-temp.js';
 
-const TEMP_PREFIX = '.tongbu-tmp-';
 const BATCH = 4096;
 const FILE = 0;
 const DIR = 1;

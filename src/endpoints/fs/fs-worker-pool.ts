@@ -6,32 +6,47 @@
 import { Worker } from 'node:worker_threads';
 import { TongbuError } from '../../core/errors.js';
 import type { HashAlgorithm } from '../../core/hash.js';
+import { TEMP_TAG } from './fs-entry.js';
 import type {
-  CopyJob,
-  CopyResult,
+  CopyBatch,
+  CopyResults,
   DiffCounts,
   DiffTask,
   HashResult,
   RenameResult,
+  RenameTask,
   WorkerReply,
   WalkBatch,
   WorkerRequest,
 } from './fs-worker-protocol.js';
 
 type Job =
-  | { type: 'copy'; jobs: CopyJob[]; bwlimit: number }
+  | ({ type: 'copy'; bwlimit: number } & CopyBatch)
   | { type: 'hash'; paths: string[]; algorithm: HashAlgorithm }
-  | { type: 'rename'; pairs: [string, string][] }
+  | ({ type: 'rename' } & RenameTask)
   | { type: 'walk'; root: string }
   | ({ type: 'diff' } & DiffTask);
 
-type Result = CopyResult | HashResult | RenameResult | DiffCounts;
+type Result = CopyResults | HashResult | RenameResult | DiffCounts;
 
 interface Pending {
   request: WorkerRequest;
   onProgress: ((reply: WorkerReply) => void) | undefined;
   resolve: (results: Result[]) => void;
   reject: (err: Error) => void;
+}
+
+/**
+ * A started worker and the request it is on. The request sits here rather
+ * than in a Map set and cleared for every request: V8 leaves the tables
+ * such a Map outgrows in the old generation, stale entries and all, and
+ * until the next full collection those kept each request's data alive
+ * through young-generation collections, into the old generation (tens of
+ * MB over a copy of 200,000 small files).
+ */
+interface Slot {
+  readonly worker: Worker;
+  pending: Pending | undefined;
 }
 
 const WORKER_URL = new URL('./fs-worker.js', import.meta.url);
@@ -49,18 +64,22 @@ export class FsWorkerPool {
   private readonly abortFlag = new Int32Array(this.abort);
   /** Bytes sent under --bwlimit by all workers, and since when. */
   private readonly throttle = new SharedArrayBuffer(16);
-  private readonly idle: Worker[] = [];
-  private readonly busy = new Map<Worker, Pending>();
+  private readonly slots: Slot[] = [];
+  private readonly idle: Slot[] = [];
   private readonly queue: Pending[] = [];
-  private started = 0;
   private nextId = 1;
   private closed = false;
 
   constructor(readonly size: number) {}
 
-  copy(jobs: CopyJob[], bwlimit: number, onBytes?: (bytes: number) => void): Promise<CopyResult[]> {
+  async copy(
+    batch: CopyBatch,
+    bwlimit: number,
+    onBytes?: (bytes: number) => void,
+  ): Promise<CopyResults> {
     const onProgress = onBytes && ((r: WorkerReply) => r.type !== 'walk' && onBytes(r.bytes));
-    return this.submit({ type: 'copy', jobs, bwlimit }, onProgress) as Promise<CopyResult[]>;
+    const [results] = await this.submit({ type: 'copy', ...batch, bwlimit }, onProgress);
+    return results as CopyResults;
   }
 
   hash(paths: string[], algorithm: HashAlgorithm): Promise<HashResult[]> {
@@ -81,9 +100,20 @@ export class FsWorkerPool {
     return counts as DiffCounts;
   }
 
-  /** Renames temp files into place (already made durable by the caller). */
-  rename(pairs: [string, string][]): Promise<RenameResult[]> {
-    return this.submit({ type: 'rename', pairs }, undefined) as Promise<RenameResult[]>;
+  /** Renames temp files of copies into place (already made durable by the caller). */
+  rename(task: RenameTask): Promise<RenameResult[]> {
+    return this.submit({ type: 'rename', ...task }, undefined) as Promise<RenameResult[]>;
+  }
+
+  /**
+   * Ends the idle workers; later requests start fresh ones. For after a
+   * long walk: a worker keeps the heap a walk grew until its next full
+   * collection, which the copying that follows may never bring.
+   */
+  async retireIdle(): Promise<void> {
+    const idle = this.idle.splice(0);
+    for (const slot of idle) this.slots.splice(this.slots.indexOf(slot), 1);
+    await Promise.all(idle.map((slot) => slot.worker.terminate()));
   }
 
   /** Asks every worker to stop inside the file it is on. */
@@ -95,7 +125,7 @@ export class FsWorkerPool {
     this.closed = true;
     const err = new TongbuError('ABORTED', 'worker pool closed');
     for (const p of this.queue.splice(0)) p.reject(err);
-    const workers = [...this.idle, ...this.busy.keys()];
+    const workers = this.slots.splice(0).map((slot) => slot.worker);
     this.idle.length = 0;
     await Promise.all(workers.map((w) => w.terminate()));
   }
@@ -111,43 +141,47 @@ export class FsWorkerPool {
 
   private pump(): void {
     while (this.queue.length > 0) {
-      const worker = this.idle.pop() ?? this.spawn();
-      if (!worker) return;
+      const slot = this.idle.pop() ?? this.spawn();
+      if (!slot) return;
       const pending = this.queue.shift()!;
-      this.busy.set(worker, pending);
-      worker.postMessage(pending.request);
+      slot.pending = pending;
+      slot.worker.postMessage(pending.request);
     }
   }
 
-  private spawn(): Worker | undefined {
-    if (this.started >= this.size) return undefined;
-    this.started++;
+  private spawn(): Slot | undefined {
+    if (this.slots.length >= this.size) return undefined;
     const worker = new Worker(WORKER_URL, {
-      workerData: { abort: this.abort, throttle: this.throttle, umask: UMASK },
+      workerData: { abort: this.abort, throttle: this.throttle, umask: UMASK, tempTag: TEMP_TAG },
       // Workers hold a block buffer and little else: a small young
-      // generation keeps each one's memory to a few MB.
-      resourceLimits: { maxYoungGenerationSizeMb: 4 },
+      // generation (2 MB is V8's least) keeps each one's memory to a few MB.
+      resourceLimits: { maxYoungGenerationSizeMb: 2 },
     });
+    const slot: Slot = { worker, pending: undefined };
+    this.slots.push(slot);
     worker.on('message', (reply: WorkerReply) => {
-      const pending = this.busy.get(worker);
+      const { pending } = slot;
       if (!pending) return;
       pending.onProgress?.(reply);
       if (reply.type === 'done') {
-        this.busy.delete(worker);
-        this.idle.push(worker);
+        slot.pending = undefined;
+        this.idle.push(slot);
         pending.resolve(reply.results);
         this.pump();
       }
     });
     worker.on('error', (err) => {
-      const pending = this.busy.get(worker);
-      this.busy.delete(worker);
-      this.started--;
+      const { pending } = slot;
+      slot.pending = undefined;
+      for (const list of [this.slots, this.idle]) {
+        const at = list.indexOf(slot);
+        if (at >= 0) list.splice(at, 1);
+      }
       pending?.reject(
         new TongbuError('INTERNAL', `fs worker failed: ${err.message}`, { cause: err }),
       );
       this.pump();
     });
-    return worker;
+    return slot;
   }
 }

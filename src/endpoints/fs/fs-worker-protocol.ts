@@ -1,21 +1,33 @@
 /** Messages between the filesystem endpoint and its worker threads. */
 import type { HashAlgorithm } from '../../core/hash.js';
 
-export interface CopyJob {
-  src: string;
-  tmp: string;
-  dst: string;
-  /** Size and mtime as listed: a source that no longer matches is FILE_CHANGED. */
-  size: number;
-  mtimeMs: number;
-  mode: number;
-  expectedHash?: string;
-  /** The algorithm of the result's hash (the expected hash's, when given). */
+/**
+ * Files to copy, packed to cross threads cheaply (like WalkBatch): a copy
+ * in flight costs the main thread no object and no path per file. File i
+ * is keys[i], read from `${srcRoot}/${key}` and written through its temp
+ * file beside `${dstRoot}/${key}` (see copyTarget in fs-temp.js), with
+ * nums[4i..4i+3] = size, mtimeMs and mode as listed (a source that no
+ * longer matches is FILE_CHANGED) and the temp file's number.
+ */
+export interface CopyBatch {
+  srcRoot: string;
+  dstRoot: string;
+  keys: string[];
+  nums: number[];
+  /** The algorithm of the result hashes, except where a file has an expected hash. */
   algorithm: HashAlgorithm;
-  /** fdatasync and rename in the worker (large files); otherwise the caller syncs in bulk. */
-  durable: boolean;
-  /** The destination may hold the same content: compare first, write only on a difference. */
-  compare: boolean;
+  /** [i, hash]: file i must hash to this (and its result is of that algorithm). */
+  expected: [number, string][];
+  /**
+   * Files whose destination may hold the same content: compared first,
+   * written only on a difference.
+   */
+  compare: number[];
+  /**
+   * Files at least this large are synced and renamed by the worker; the
+   * caller makes the others durable in bulk, then renames them.
+   */
+  durableFrom: number;
 }
 
 export type WorkerError =
@@ -24,9 +36,16 @@ export type WorkerError =
   | { code: 'SPECIAL'; path: string }
   | { code: 'FILE_CHANGED' | 'HASH_MISMATCH' | 'ABORTED'; path: string };
 
-export type CopyResult =
-  | { ok: true; hash: string; size: number; mtimeMs: number; unchanged: boolean }
-  | { ok: false; error: WorkerError };
+/**
+ * What a copy batch did: hashes[i] is the hash of file i, or '' where an
+ * entry of `errors` says why it failed; `unchanged` lists the files that
+ * compared equal (nothing written).
+ */
+export interface CopyResults {
+  hashes: string[];
+  unchanged: number[];
+  errors: [number, WorkerError][];
+}
 
 export type HashResult =
   { ok: true; hash: string; size: number } | { ok: false; error: WorkerError };
@@ -34,11 +53,18 @@ export type HashResult =
 export type RenameResult = { ok: true } | { ok: false; error: WorkerError };
 
 export type WorkerRequest =
-  | { type: 'copy'; id: number; jobs: CopyJob[]; bwlimit: number }
+  | ({ type: 'copy'; id: number; bwlimit: number } & CopyBatch)
   | { type: 'hash'; id: number; paths: string[]; algorithm: HashAlgorithm }
-  | { type: 'rename'; id: number; pairs: [string, string][] }
+  | ({ type: 'rename'; id: number } & RenameTask)
   | { type: 'walk'; id: number; root: string }
   | ({ type: 'diff'; id: number } & DiffTask);
+
+/** Temp files of copies to rename into place: `temps[i]` becomes `${dstRoot}/${keys[i]}`. */
+export interface RenameTask {
+  dstRoot: string;
+  keys: string[];
+  temps: number[];
+}
 
 /**
  * A directory of a paired walk and where it is read: 0 only in the source
@@ -82,6 +108,6 @@ export type WorkerReply =
   | {
       type: 'done';
       id: number;
-      results: (CopyResult | HashResult | RenameResult | DiffCounts)[];
+      results: (CopyResults | HashResult | RenameResult | DiffCounts)[];
       bytes: number;
     };

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
+import { copyTarget } from './fs-temp.js';
 import { Batcher, walkDirs, walkTree } from './fs-tree.js';
 
 const require = createRequire(import.meta.url);
@@ -23,11 +24,12 @@ const port = parentPort;
 const BLOCK = 4 * 1024 * 1024;
 const buffer = Buffer.allocUnsafe(BLOCK);
 /** Shared abort flag: non-zero means stop. */
-/** @type {{ abort: SharedArrayBuffer, throttle: SharedArrayBuffer, umask: number }} */
+/** @type {{ abort: SharedArrayBuffer, throttle: SharedArrayBuffer, umask: number, tempTag: string }} */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- workerData is untyped
 const data = workerData;
 const abortFlag = new Int32Array(data.abort);
 const umask = data.umask;
+const tempTag = data.tempTag;
 /** @type {Int32Array} a word to sleep on for bandwidth limiting. */
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
@@ -65,36 +67,98 @@ function throttle(bytes) {
 let aux;
 
 /**
+ * One file of a CopyBatch, unpacked; `expectedHash` is '' when there is none.
+ * @typedef {{ size: number, mtimeMs: number, mode: number, algorithm: 'sha256' | 'blake3',
+ *   expectedHash: string, durable: boolean, compare: boolean }} CopyJob
+ * @typedef {{ src: string, dst: string, tmp: string }} CopyPaths
+ * @typedef {{ ok: true, hash: string, unchanged: boolean }
+ *   | { ok: false, error: import('./fs-worker-protocol.js').WorkerError }} CopyResult
+ */
+
+/**
+ * Copies the files of a batch, one after the other.
+ * @param {import('./fs-worker-protocol.js').CopyBatch} batch
+ * @param {(bytes: number) => void} onBytes
+ * @returns {import('./fs-worker-protocol.js').CopyResults}
+ */
+function copyBatch(batch, onBytes) {
+  const { keys, nums } = batch;
+  const expected = new Map(batch.expected);
+  const compare = new Set(batch.compare);
+  /** @type {import('./fs-worker-protocol.js').CopyResults} */
+  const out = { hashes: [], unchanged: [], errors: [] };
+  for (let i = 0; i < keys.length; i++) {
+    const key = /** @type {string} */ (keys[i]);
+    const size = /** @type {number} */ (nums[4 * i]);
+    const expectedHash = expected.get(i) ?? '';
+    /** @type {CopyJob} */
+    const job = {
+      size,
+      mtimeMs: /** @type {number} */ (nums[4 * i + 1]),
+      mode: /** @type {number} */ (nums[4 * i + 2]),
+      algorithm: expectedHash === '' ? batch.algorithm : algorithmOf(expectedHash),
+      expectedHash,
+      durable: size >= batch.durableFrom,
+      compare: compare.has(i),
+    };
+    const temp = /** @type {number} */ (nums[4 * i + 3]);
+    const paths = {
+      src: `${batch.srcRoot}/${key}`,
+      ...copyTarget(batch.dstRoot, key, tempTag, temp),
+    };
+    const result = copyOne(job, paths, onBytes);
+    if (result.ok) {
+      out.hashes.push(result.hash);
+      if (result.unchanged) out.unchanged.push(i);
+    } else {
+      removeQuietly(paths.tmp);
+      out.hashes.push('');
+      out.errors.push([i, result.error]);
+    }
+  }
+  return out;
+}
+
+/**
+ * The algorithm of a ContentHash (`<algorithm>:<hex>`), as in core/hash.ts.
+ * @param {string} hash
+ */
+function algorithmOf(hash) {
+  return /** @type {'sha256' | 'blake3'} */ (hash.slice(0, hash.indexOf(':')));
+}
+
+/**
  * Copies one file to a temp path, hashing the bytes as they are written.
  * The source is checked before and after: a file that changed while it was
  * read is never reported as copied. In compare mode the destination holds a
  * file of the same size: it is read alongside and nothing is written until
  * the first difference, so a file whose content did not change is never
  * rewritten (`unchanged` in the result).
- * @param {import('./fs-worker-protocol.js').CopyJob} job
+ * @param {CopyJob} job
+ * @param {CopyPaths} paths
  * @param {(bytes: number) => void} onBytes
- * @returns {import('./fs-worker-protocol.js').CopyResult}
+ * @returns {CopyResult}
  */
-function copyOne(job, onBytes) {
+function copyOne(job, paths, onBytes) {
   let src = -1;
   let dst = -1;
   let old = -1;
   let phase = 'open';
   try {
-    src = fs.openSync(job.src, 'r');
+    src = fs.openSync(paths.src, 'r');
     phase = 'read';
     const before = fs.fstatSync(src);
     if (before.size !== job.size || before.mtimeMs !== job.mtimeMs) {
-      return { ok: false, error: changed(job.src) };
+      return { ok: false, error: changed(paths.src) };
     }
-    if (job.compare) old = openSameSize(job.dst, job.size);
+    if (job.compare) old = openSameSize(paths.dst, job.size);
     const comparing = old >= 0;
     const hash = hasherOf(job.algorithm);
     let total = 0;
     // Reading stops at the listed size: a file that grew is caught by the
     // fstat after, and small files cost one read instead of two.
     while (total < job.size) {
-      if (abortFlag[0] !== 0) return { ok: false, error: { code: 'ABORTED', path: job.src } };
+      if (abortFlag[0] !== 0) return { ok: false, error: { code: 'ABORTED', path: paths.src } };
       phase = 'read';
       const n = fs.readSync(src, buffer, 0, Math.min(BLOCK, job.size - total), total);
       if (n === 0) break;
@@ -112,7 +176,7 @@ function copyOne(job, onBytes) {
       }
       if (dst < 0) {
         phase = 'create';
-        dst = createTemp(job);
+        dst = createTemp(paths.tmp, job.mode);
         phase = 'write';
         copyPrefix(src, dst, total);
       }
@@ -129,16 +193,15 @@ function copyOne(job, onBytes) {
       after.mtimeMs !== before.mtimeMs ||
       after.ctimeMs !== before.ctimeMs
     ) {
-      return { ok: false, error: changed(job.src) };
+      return { ok: false, error: changed(paths.src) };
     }
     const digest = hash.digest();
-    if (job.expectedHash !== undefined && job.expectedHash !== digest) {
-      return { ok: false, error: { code: 'HASH_MISMATCH', path: job.src } };
+    if (job.expectedHash !== '' && job.expectedHash !== digest) {
+      return { ok: false, error: { code: 'HASH_MISMATCH', path: paths.src } };
     }
-    if (comparing && dst < 0)
-      return { ok: true, hash: digest, size: total, mtimeMs: 0, unchanged: true };
+    if (comparing && dst < 0) return { ok: true, hash: digest, unchanged: true };
     phase = 'create';
-    if (dst < 0) dst = createTemp(job);
+    if (dst < 0) dst = createTemp(paths.tmp, job.mode);
     phase = 'write';
     // The mode was given at creation; only bits the umask took need a chmod.
     if ((job.mode & ~umask) !== job.mode) fs.fchmodSync(dst, job.mode);
@@ -146,10 +209,10 @@ function copyOne(job, onBytes) {
     if (job.durable) fs.fdatasyncSync(dst);
     fs.closeSync(dst);
     dst = -1;
-    if (job.durable) fs.renameSync(job.tmp, job.dst);
-    return { ok: true, hash: digest, size: total, mtimeMs: job.mtimeMs, unchanged: false };
+    if (job.durable) fs.renameSync(paths.tmp, paths.dst);
+    return { ok: true, hash: digest, unchanged: false };
   } catch (err) {
-    const path = phase === 'read' || phase === 'open' ? job.src : job.dst;
+    const path = phase === 'read' || phase === 'open' ? paths.src : paths.dst;
     const action = { open: 'open', read: 'read', create: 'create', write: 'write' }[phase];
     return { ok: false, error: systemError(err, path, action ?? 'copy') };
   } finally {
@@ -162,10 +225,11 @@ function copyOne(job, onBytes) {
 /**
  * Creates the temp file of a copy with the final permission bits (before
  * the umask), writable through this descriptor whatever they are.
- * @param {import('./fs-worker-protocol.js').CopyJob} job
+ * @param {string} tmp
+ * @param {number} mode
  */
-function createTemp(job) {
-  return fs.openSync(job.tmp, 'wx', job.mode & 0o777);
+function createTemp(tmp, mode) {
+  return fs.openSync(tmp, 'wx', mode & 0o777);
 }
 
 /**
@@ -321,18 +385,14 @@ port.on('message', (/** @type {import('./fs-worker-protocol.js').WorkerRequest} 
   if (msg.type === 'copy') {
     limit = msg.bwlimit;
     let pending = 0;
-    const results = msg.jobs.map((job) => {
-      const result = copyOne(job, (n) => {
-        pending += n;
-        if (pending >= BLOCK * 4) {
-          port.postMessage({ type: 'bytes', id: msg.id, bytes: pending });
-          pending = 0;
-        }
-      });
-      if (!result.ok) removeQuietly(job.tmp);
-      return result;
+    const results = copyBatch(msg, (n) => {
+      pending += n;
+      if (pending >= BLOCK * 4) {
+        port.postMessage({ type: 'bytes', id: msg.id, bytes: pending });
+        pending = 0;
+      }
     });
-    port.postMessage({ type: 'done', id: msg.id, results, bytes: pending });
+    port.postMessage({ type: 'done', id: msg.id, results: [results], bytes: pending });
   } else if (msg.type === 'walk') {
     const out = new Batcher(port, msg.id, 0);
     walkTree(msg.root, out, () => abortFlag[0] !== 0);
@@ -346,7 +406,11 @@ port.on('message', (/** @type {import('./fs-worker-protocol.js').WorkerRequest} 
     dst.post();
     port.postMessage({ type: 'done', id: msg.id, results: [{ unchanged }], bytes: 0 });
   } else if (msg.type === 'rename') {
-    const results = msg.pairs.map(([tmp, dst]) => renameOne(tmp, dst));
+    const results = msg.keys.map((key, i) => {
+      const temp = /** @type {number} */ (msg.temps[i]);
+      const { tmp, dst } = copyTarget(msg.dstRoot, key, tempTag, temp);
+      return renameOne(tmp, dst);
+    });
     port.postMessage({ type: 'done', id: msg.id, results, bytes: 0 });
   } else {
     const results = msg.paths.map((p) => hashOne(p, msg.algorithm));

@@ -6,18 +6,13 @@
  * file.
  */
 import { rm } from 'node:fs/promises';
-import * as path from 'node:path';
 import { toTongbuError } from '../../core/errors.js';
-import {
-  algorithmOf,
-  DEFAULT_HASH,
-  type ContentHash,
-  type HashAlgorithm,
-} from '../../core/hash.js';
-import type { LocalCopyItem, LocalCopyOptions, WriteResult } from '../endpoint.js';
-import { tempPathIn, workerErrorToTongbu } from './fs-entry.js';
+import { DEFAULT_HASH, type ContentHash, type HashAlgorithm } from '../../core/hash.js';
+import type { LocalCopyItem, LocalCopyOptions } from '../endpoint.js';
+import { nextTemp, TEMP_TAG, workerErrorToTongbu } from './fs-entry.js';
+import { copyTarget } from './fs-temp.js';
 import type { FsWorkerPool } from './fs-worker-pool.js';
-import type { CopyJob, CopyResult } from './fs-worker-protocol.js';
+import type { CopyBatch, CopyResults } from './fs-worker-protocol.js';
 
 /** Files at least this large are synced and renamed on their own. */
 const LARGE = 8 << 20;
@@ -39,10 +34,33 @@ export interface LocalCopyContext {
   readonly flush: () => Promise<void>;
 }
 
-interface Staged {
-  readonly job: CopyJob;
-  readonly item: LocalCopyItem;
-  readonly result: WriteResult;
+/**
+ * Small files copied and waiting for the next sync. A batch outlives the
+ * main thread's young-generation collections, so what it keeps per file
+ * stays in the old generation until a full collection: only the item (the
+ * caller holds it anyway), the temp file's number and the hash, in arrays.
+ */
+class Stage {
+  readonly items: LocalCopyItem[] = [];
+  readonly temps: number[] = [];
+  readonly hashes: ContentHash[] = [];
+  private bytes = 0;
+  private readonly since = performance.now();
+
+  add(item: LocalCopyItem, temp: number, hash: ContentHash, bytes: number): void {
+    this.items.push(item);
+    this.temps.push(temp);
+    this.hashes.push(hash);
+    this.bytes += bytes;
+  }
+
+  get full(): boolean {
+    return (
+      this.items.length >= STAGE_FILES ||
+      this.bytes >= STAGE_BYTES ||
+      performance.now() - this.since >= STAGE_MS
+    );
+  }
 }
 
 export async function copyLocalFiles(
@@ -50,45 +68,38 @@ export async function copyLocalFiles(
   items: readonly LocalCopyItem[],
   options: LocalCopyOptions,
 ): Promise<void> {
+  const algorithm = options.algorithm ?? DEFAULT_HASH;
   const bwlimit = options.bwlimit ?? 0;
   const maxInflight = ctx.pool.size * 2;
   const inflight = new Set<Promise<void>>();
-  let staged: Staged[] = [];
-  let stagedBytes = 0;
-  let stagedSince = 0;
+  let stage: Stage | undefined;
   let committing = Promise.resolve();
 
   const commitStaged = (): void => {
-    const batch = staged;
-    staged = [];
-    stagedBytes = 0;
-    committing = committing.then(() => commitBatch(ctx, batch, options));
+    const batch = stage;
+    stage = undefined;
+    if (batch) committing = committing.then(() => commitBatch(ctx, batch, options));
   };
 
-  const handle = (jobs: CopyJob[], group: LocalCopyItem[], results: CopyResult[]): void => {
-    results.forEach((r, i) => {
-      const job = jobs[i]!;
-      const item = group[i]!;
-      if (!r.ok) {
-        options.onOutcome({ ok: false, item, error: workerErrorToTongbu(r.error, 'cannot copy') });
+  const handle = (group: LocalCopyItem[], batch: CopyBatch, results: CopyResults): void => {
+    const errors = new Map(results.errors);
+    const unchanged = new Set(results.unchanged);
+    group.forEach((item, i) => {
+      const error = errors.get(i);
+      if (error !== undefined) {
+        options.onOutcome({ ok: false, item, error: workerErrorToTongbu(error, 'cannot copy') });
         return;
       }
       // The worker checked size and mtime against the listing and set that
       // mtime: the listed entry describes the written file.
-      const result: WriteResult = { hash: r.hash as ContentHash, entry: item.source };
-      if (job.durable || r.unchanged) {
-        options.onOutcome({ ok: true, item, result, unchanged: r.unchanged });
+      const hash = results.hashes[i] as ContentHash;
+      if (item.source.size >= LARGE || unchanged.has(i)) {
+        const result = { hash, entry: item.source };
+        options.onOutcome({ ok: true, item, result, unchanged: unchanged.has(i) });
       } else {
-        if (staged.length === 0) stagedSince = performance.now();
-        staged.push({ job, item, result });
-        stagedBytes += r.size;
-        if (
-          staged.length >= STAGE_FILES ||
-          stagedBytes >= STAGE_BYTES ||
-          performance.now() - stagedSince >= STAGE_MS
-        ) {
-          commitStaged();
-        }
+        stage ??= new Stage();
+        stage.add(item, batch.nums[4 * i + 3]!, hash, item.source.size);
+        if (stage.full) commitStaged();
       }
     });
   };
@@ -96,11 +107,11 @@ export async function copyLocalFiles(
   for (const group of groups(items)) {
     if (options.signal?.aborted) break;
     while (inflight.size >= maxInflight) await Promise.race(inflight);
-    const jobs = group.map((item) => jobFor(ctx, item, options.algorithm ?? DEFAULT_HASH));
+    const batch = packBatch(ctx, group, algorithm);
     const p = ctx.pool
-      .copy(jobs, bwlimit, options.onBytes)
+      .copy(batch, bwlimit, options.onBytes)
       .then(
-        (results) => handle(jobs, group, results),
+        (results) => handle(group, batch, results),
         (err: unknown) => {
           for (const item of group) {
             options.onOutcome({ ok: false, item, error: toTongbuError(err) });
@@ -115,53 +126,78 @@ export async function copyLocalFiles(
   await committing;
 }
 
-function jobFor(ctx: LocalCopyContext, item: LocalCopyItem, algorithm: HashAlgorithm): CopyJob {
-  const dst = path.join(ctx.destRoot, item.source.key);
+/** A group of items as a worker request (see CopyBatch), each with a new temp file number. */
+function packBatch(
+  ctx: LocalCopyContext,
+  group: readonly LocalCopyItem[],
+  algorithm: HashAlgorithm,
+): CopyBatch {
+  const nums: number[] = [];
+  const expected: [number, string][] = [];
+  const compare: number[] = [];
+  group.forEach(({ source, expectedHash, compare: same }, i) => {
+    nums.push(source.size, source.mtimeMs, source.mode, nextTemp());
+    if (expectedHash !== undefined) expected.push([i, expectedHash]);
+    if (same === true) compare.push(i);
+  });
   return {
-    src: path.join(ctx.sourceRoot, item.source.key),
-    dst,
-    tmp: tempPathIn(path.dirname(dst)),
-    size: item.source.size,
-    mtimeMs: item.source.mtimeMs,
-    mode: item.source.mode,
-    durable: item.source.size >= LARGE,
-    compare: item.compare ?? false,
-    algorithm: item.expectedHash === undefined ? algorithm : algorithmOf(item.expectedHash),
-    ...(item.expectedHash === undefined ? {} : { expectedHash: item.expectedHash }),
+    srcRoot: ctx.sourceRoot,
+    dstRoot: ctx.destRoot,
+    keys: group.map((item) => item.source.key),
+    nums,
+    algorithm,
+    expected,
+    compare,
+    durableFrom: LARGE,
   };
 }
 
 /**
  * Large files alone; small ones in groups of one directory each, so a worker
  * request is worth its message. Groups of different directories alternate:
- * workers creating files in one directory at once queue on its lock.
+ * workers creating files in one directory at once queue on its lock. A
+ * group is a run of neighbouring items (a listing keeps the entries of a
+ * directory together): until it is sent, only its bounds are kept.
  */
 function* groups(items: readonly LocalCopyItem[]): Iterable<LocalCopyItem[]> {
-  const byDir = new Map<string, { items: LocalCopyItem[]; bytes: number }[]>();
-  for (const item of items) {
-    if (item.source.size >= LARGE) {
+  // Per directory: start and end of each of its groups, in turn.
+  const bounds = new Map<string, number[]>();
+  let dir = '';
+  let start = 0;
+  let bytes = 0;
+  const close = (end: number): void => {
+    if (end === start) return;
+    const list = bounds.get(dir);
+    if (list === undefined) bounds.set(dir, [start, end]);
+    else list.push(start, end);
+  };
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i]!;
+    const { source } = item;
+    if (source.size >= LARGE) {
+      close(i);
+      start = i + 1;
+      bytes = 0;
       yield [item];
       continue;
     }
-    const key = item.source.key;
-    const dir = key.slice(0, Math.max(0, key.lastIndexOf('/')));
-    let chunks = byDir.get(dir);
-    if (chunks === undefined) byDir.set(dir, (chunks = []));
-    let group = chunks[chunks.length - 1];
-    if (group === undefined || group.items.length >= GROUP_FILES || group.bytes >= GROUP_BYTES) {
-      chunks.push((group = { items: [], bytes: 0 }));
+    const at = source.key.slice(0, Math.max(0, source.key.lastIndexOf('/')));
+    if (at !== dir || i - start >= GROUP_FILES || bytes >= GROUP_BYTES) {
+      close(i);
+      dir = at;
+      start = i;
+      bytes = 0;
     }
-    group.items.push(item);
-    group.bytes += item.source.size;
+    bytes += source.size;
   }
-  const lists = [...byDir.values()];
-  for (let round = 0; ; round++) {
+  close(items.length);
+  const lists = [...bounds.values()];
+  for (let round = 0; ; round += 2) {
     let live = 0;
-    for (const chunks of lists) {
-      const group = chunks[round];
-      if (group === undefined) continue;
+    for (const list of lists) {
+      if (round >= list.length) continue;
       live++;
-      yield group.items;
+      yield items.slice(list[round], list[round + 1]);
     }
     if (live === 0) return;
   }
@@ -169,28 +205,30 @@ function* groups(items: readonly LocalCopyItem[]): Iterable<LocalCopyItem[]> {
 
 async function commitBatch(
   ctx: LocalCopyContext,
-  batch: readonly Staged[],
+  batch: Stage,
   options: LocalCopyOptions,
 ): Promise<void> {
-  if (batch.length === 0) return;
+  const { items, temps, hashes } = batch;
   try {
     await ctx.flush();
   } catch (err) {
-    for (const s of batch) {
-      await rm(s.job.tmp, { force: true }).catch(() => undefined); // else left for cleanup
-      options.onOutcome({ ok: false, item: s.item, error: toTongbuError(err) });
+    for (const [i, item] of items.entries()) {
+      const { tmp } = copyTarget(ctx.destRoot, item.source.key, TEMP_TAG, temps[i]!);
+      await rm(tmp, { force: true }).catch(() => undefined); // else left for cleanup
+      options.onOutcome({ ok: false, item, error: toTongbuError(err) });
     }
     return;
   }
-  const results = await ctx.pool.rename(batch.map((s) => [s.job.tmp, s.job.dst]));
-  batch.forEach((s, i) => {
+  const keys = items.map((item) => item.source.key);
+  const results = await ctx.pool.rename({ dstRoot: ctx.destRoot, keys, temps });
+  items.forEach((item, i) => {
     const r = results[i]!;
-    if (r.ok) options.onOutcome({ ok: true, item: s.item, result: s.result, unchanged: false });
-    else
-      options.onOutcome({
-        ok: false,
-        item: s.item,
-        error: workerErrorToTongbu(r.error, 'cannot rename'),
-      });
+    if (r.ok) {
+      const result = { hash: hashes[i]!, entry: item.source };
+      options.onOutcome({ ok: true, item, result, unchanged: false });
+    } else {
+      const error = workerErrorToTongbu(r.error, 'cannot rename');
+      options.onOutcome({ ok: false, item, error });
+    }
   });
 }

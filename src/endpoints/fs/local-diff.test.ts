@@ -126,7 +126,7 @@ describe('the paired walk', () => {
     const expected = expectedDiff(await listWhole(src), await listWhole(dst));
     expect(expected.unchanged).toBeGreaterThan(500);
     const pool = new FsWorkerPool(4);
-    if (workerStarted) await pool.rename([]);
+    if (workerStarted) await pool.rename({ dstRoot: dst, keys: [], temps: [] });
     const diffs = vi.spyOn(pool, 'diff');
     const temps: string[] = [];
     try {

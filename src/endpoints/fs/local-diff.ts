@@ -95,6 +95,7 @@ export async function diffLocalTrees(
     src.post();
     dst.post();
     await Promise.all(shares);
+    if (helping) await pool.retireIdle();
     if (failure !== undefined) throw failure;
     signal?.throwIfAborted();
     return { source, dest, unchanged };
