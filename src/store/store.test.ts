@@ -7,7 +7,7 @@ import type { Catalog } from './catalog.js';
 import { PackChunkStore } from './pack-chunk-store.js';
 import { SqliteCatalog } from './sqlite-catalog.js';
 import type { StoredEntry } from './stored-entry.js';
-import { Store } from './store.js';
+import { Store, type CommitResult } from './store.js';
 
 const dirs: string[] = [];
 const closers: (() => Promise<void>)[] = [];
@@ -35,9 +35,25 @@ function writer(dir: string, countReads?: { getRef: number }): Store {
   return new Store(chunks, counted);
 }
 
-async function fileEntry(store: Store, text: string): Promise<StoredEntry> {
-  const hash = await store.chunks.put(Buffer.from(text));
-  return { kind: 'file', size: text.length, mtimeMs: 0, mode: 0o644, hash, parts: 1, data: hash };
+/** Commits one new file `key` (content: the key) to namespace `ns`, from `base`. */
+async function addFile(store: Store, key: string, base?: ContentHash): Promise<CommitResult> {
+  const hash = await store.chunks.put(Buffer.from(key));
+  const entry: StoredEntry = {
+    kind: 'file',
+    size: key.length,
+    mtimeMs: 0,
+    mode: 0o644,
+    hash,
+    parts: 1,
+    data: hash,
+  };
+  return store.commit({ namespace: 'ns', ...(base ? { base } : {}), changes: [{ key, entry }] });
+}
+
+function freshDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tongbu-store-'));
+  dirs.push(dir);
+  return dir;
 }
 
 async function keys(store: Store, commit: ContentHash): Promise<string[]> {
@@ -49,45 +65,24 @@ async function keys(store: Store, commit: ContentHash): Promise<string[]> {
 
 describe('Store commits', () => {
   it('a second commit to a branch starts from the head it wrote, without reading the ref', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tongbu-store-'));
-    dirs.push(dir);
     const reads = { getRef: 0 };
-    const store = writer(dir, reads);
-    const first = await store.commit({
-      namespace: 'ns',
-      changes: [{ key: 'a', entry: await fileEntry(store, 'a') }],
-    });
+    const store = writer(freshDir(), reads);
+    const first = await addFile(store, 'a');
     const readsBefore = reads.getRef;
-    const second = await store.commit({
-      namespace: 'ns',
-      base: first.commit,
-      changes: [{ key: 'b', entry: await fileEntry(store, 'b') }],
-    });
+    const second = await addFile(store, 'b', first.commit);
     expect(reads.getRef).toBe(readsBefore);
     expect(second.parent).toBe(first.commit);
     expect((await store.head('ns'))?.commit).toBe(second.commit);
   });
 
   it('a head moved by another writer since is found, and both changes land', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tongbu-store-'));
-    dirs.push(dir);
+    const dir = freshDir();
     const one = writer(dir);
     const two = writer(dir);
-    const first = await one.commit({
-      namespace: 'ns',
-      changes: [{ key: 'a', entry: await fileEntry(one, 'a') }],
-    });
-    const theirs = await two.commit({
-      namespace: 'ns',
-      base: first.commit,
-      changes: [{ key: 'b', entry: await fileEntry(two, 'b') }],
-    });
+    const first = await addFile(one, 'a');
+    const theirs = await addFile(two, 'b', first.commit);
     // `one` remembers `first` as the head; its compare-and-swap fails, and it merges onto `theirs`.
-    const ours = await one.commit({
-      namespace: 'ns',
-      base: first.commit,
-      changes: [{ key: 'c', entry: await fileEntry(one, 'c') }],
-    });
+    const ours = await addFile(one, 'c', first.commit);
     expect(ours.merged).toBe(true);
     expect(ours.parent).toBe(theirs.commit);
     expect(await keys(one, ours.commit)).toEqual(['a', 'b', 'c']);
