@@ -10,12 +10,20 @@
  */
 import { TextDecoder } from 'node:util';
 import * as fs from 'node:fs';
+import { constants } from 'node:os';
 import { TEMP_PREFIX } from './fs-temp.js';
+import { nativeDir } from './native-dir.js';
 
 const BATCH = 4096;
 const FILE = 0;
 const DIR = 1;
 const LINK = 2;
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
+/** errno numbers by name, for entries the native listing could not stat. */
+const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]));
 /** Where a directory of a paired walk is read: one tree, or both (see WalkDir). */
 export const SOURCE = 0;
 export const DEST = 1;
@@ -80,15 +88,21 @@ export class Batcher {
  * @returns {Item[]}
  */
 function readDir(dirPath, out) {
+  if (nativeDir !== undefined) {
+    let listing;
+    try {
+      listing = nativeDir.listDir(dirPath);
+    } catch (err) {
+      return unreadable(err, dirPath, out);
+    }
+    if (listing !== null) return nativeItems(dirPath, listing, out);
+  }
   /** @type {string[]} */
   let names;
   try {
     names = fs.readdirSync(dirPath);
   } catch (err) {
-    const code = /** @type {NodeJS.ErrnoException} */ (err).code;
-    if (code !== 'ENOENT' && code !== 'ENOTDIR')
-      out.problems.push(systemError(err, dirPath, 'read directory'));
-    return [];
+    return unreadable(err, dirPath, out);
   }
   if (names.some((name) => name.includes('\uFFFD'))) names = validNames(dirPath, out);
   /** @type {Item[]} */
@@ -125,6 +139,81 @@ function readDir(dirPath, out) {
     const size = kind === FILE ? st.size : 0;
     const mode = kind === LINK ? 0 : st.mode & 0o7777;
     items.push({ name, kind, size, mtimeMs: st.mtimeMs, mode, target });
+  }
+  return items;
+}
+
+/**
+ * A directory that could not be read has no entries; unless it is missing
+ * (or no longer a directory), that is a problem.
+ * @param {unknown} err
+ * @param {string} dirPath
+ * @param {Batcher} out
+ * @returns {Item[]}
+ */
+function unreadable(err, dirPath, out) {
+  const code = /** @type {NodeJS.ErrnoException} */ (err).code;
+  if (code !== 'ENOENT' && code !== 'ENOTDIR')
+    out.problems.push(systemError(err, dirPath, 'read directory'));
+  return [];
+}
+
+/**
+ * readDir's items from a native listing: the same entries, kinds and
+ * problems as the lstat path gives.
+ * @param {string} dirPath
+ * @param {import('./native-dir.js').NativeListing} listing
+ * @param {Batcher} out
+ * @returns {Item[]}
+ */
+function nativeItems(dirPath, { names, info }, out) {
+  /** @type {Item[]} */
+  const items = [];
+  for (let i = 0; i < names.length; i++) {
+    const name = /** @type {string} */ (names[i]);
+    const full = `${dirPath}/${name}`;
+    if (name.startsWith(TEMP_PREFIX)) {
+      out.temps.push(full);
+      continue;
+    }
+    const stMode = /** @type {number} */ (info[3 * i]);
+    if (stMode < 0) {
+      const errno = ERRNO_NAMES.get(-stMode) ?? 'EIO';
+      out.problems.push({
+        code: 'SYSTEM',
+        errno,
+        path: full,
+        action: 'stat',
+        message: `${errno}, lstat '${full}'`,
+      });
+      continue;
+    }
+    const type = stMode & S_IFMT;
+    let kind = FILE;
+    let target = '';
+    if (type === S_IFDIR) kind = DIR;
+    else if (type === S_IFLNK) {
+      try {
+        target = fs.readlinkSync(full);
+      } catch (err) {
+        out.problems.push(systemError(err, full, 'read link'));
+        continue;
+      }
+      kind = LINK;
+    } else if (type !== S_IFREG) {
+      out.problems.push({ code: 'SPECIAL', path: full });
+      continue;
+    }
+    const size = kind === FILE ? /** @type {number} */ (info[3 * i + 1]) : 0;
+    const mode = kind === LINK ? 0 : stMode & 0o7777;
+    items.push({
+      name,
+      kind,
+      size,
+      mtimeMs: /** @type {number} */ (info[3 * i + 2]),
+      mode,
+      target,
+    });
   }
   return items;
 }

@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "tongbu_native",
+      "sources": ["native/dir-list.c"],
+      "cflags": ["-O2", "-ffp-contract=off"]
+    }
+  ]
+}
