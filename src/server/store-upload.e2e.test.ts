@@ -50,7 +50,8 @@ interface StoredListing {
   key: string;
   hash?: string;
 }
-const BIG = 5 * MiB;
+/** Past the size from which uploads chunk in worker threads (8 MiB). */
+const BIG = 12 * MiB;
 const KILL_FILES = 3;
 const KILL_FILE_SIZE = 64 * MiB;
 const KILL_TOTAL = KILL_FILES * KILL_FILE_SIZE;
@@ -106,7 +107,7 @@ const dir = (children: Record<string, TreeNode>, mode = 0o755, mtimeMs = T0): Tr
 });
 const link = (target: string): TreeNode => ({ kind: 'symlink', target, mtimeMs: T0 + 7 });
 
-/** Nested dirs, an empty dir, links, an empty file, a 5 MiB file, odd and unicode names. */
+/** Nested dirs, an empty dir, links, an empty file, a 12 MiB file, odd and unicode names. */
 const HANDMADE: Tree = new Map(
   Object.entries({
     data: dir({

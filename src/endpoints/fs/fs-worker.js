@@ -5,18 +5,15 @@
  * a trip through the event loop, and it hashes on its own core.
  *
  * Plain JavaScript so that Node can start it from the sources and from dist/
- * alike; it imports nothing but Node itself and the blake3 binding. Messages
+ * alike; it imports only Node, its JavaScript neighbours and core/hasher.js. Messages
  * are typed in fs-worker-protocol.ts.
  */
 import { Buffer } from 'node:buffer';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { createRequire } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
+import { hasherOf } from '../../core/hasher.js';
 import { copyTarget } from './fs-temp.js';
 import { Batcher, walkDirs, walkTree } from './fs-tree.js';
-
-const require = createRequire(import.meta.url);
 
 if (!parentPort) throw new Error('fs-worker must run as a worker thread');
 const port = parentPort;
@@ -302,36 +299,6 @@ function fsTime(ms) {
 /** @param {string} path */
 function changed(path) {
   return /** @type {const} */ ({ code: 'FILE_CHANGED', path });
-}
-
-/**
- * The native blake3 binding, loaded on first use: a worker that only walks
- * trees (a sync with nothing to copy) starts without it.
- * @type {typeof import('@napi-rs/blake-hash') | undefined}
- */
-let blake3;
-
-/**
- * An incremental hasher of a ContentHash algorithm; `digest()` gives the
- * address form `<algorithm>:<hex>`.
- * @param {'sha256' | 'blake3'} algorithm
- */
-function hasherOf(algorithm) {
-  if (algorithm === 'blake3') {
-    blake3 ??= /** @type {typeof import('@napi-rs/blake-hash')} */ (require('@napi-rs/blake-hash'));
-    const b = new blake3.Blake3Hasher();
-    return {
-      /** @param {Buffer} bytes */
-      update: (bytes) => b.update(bytes),
-      digest: () => `blake3:${b.digest('hex')}`,
-    };
-  }
-  const h = createHash(algorithm);
-  return {
-    /** @param {Uint8Array} bytes */
-    update: (bytes) => h.update(bytes),
-    digest: () => `${algorithm}:${h.digest('hex')}`,
-  };
 }
 
 /**

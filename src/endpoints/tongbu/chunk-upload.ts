@@ -6,10 +6,17 @@
  * never sent again.
  */
 import { TongbuError } from '../../core/errors.js';
-import { ContentHasher, hashBytes, type ContentHash, type HashAlgorithm } from '../../core/hash.js';
+import {
+  ContentHasher,
+  DEFAULT_HASH,
+  hashBytes,
+  type ContentHash,
+  type HashAlgorithm,
+} from '../../core/hash.js';
 import type { ChunkerOptions } from '../../core/fastcdc.js';
 import { encodeManifest, type ChunkRef } from '../../store/manifest.js';
 import { createChunkCutter, type CutChunk } from './chunk-cutter.js';
+import type { ChunkPool, HashedChunk } from './chunk-pool.js';
 import type { ChunkFrame } from './protocol.js';
 import type { TongbuClient } from './tongbu-client.js';
 
@@ -35,7 +42,14 @@ export interface UploadOptions {
   /** The algorithm of the whole-content hash (chunks are always addressed by sha256). */
   readonly algorithm?: HashAlgorithm;
   readonly onBytes?: (bytes: number) => void;
+  /** Chunk and hash in these worker threads instead of this one. */
+  readonly pool?: ChunkPool;
 }
+
+/** Pieces of one file in a worker's queue at once. */
+const PIECES_AHEAD = 4;
+
+type Take = (chunks: readonly HashedChunk[]) => Promise<void>;
 
 export async function uploadContent(
   client: TongbuClient,
@@ -43,27 +57,17 @@ export async function uploadContent(
   content: AsyncIterable<Uint8Array>,
   options: UploadOptions = {},
 ): Promise<UploadedContent> {
-  const cutter = createChunkCutter(chunker);
-  const fileHash = new ContentHasher(options.algorithm);
   const refs: ChunkRef[] = [];
   const batcher = new Batcher(client);
-  const take = async (chunks: readonly CutChunk[]): Promise<void> => {
+  const take: Take = async (chunks) => {
     for (const c of chunks) {
-      const hash = hashBytes(c.bytes);
-      refs.push({ hash, size: c.bytes.length });
-      await batcher.add({ hash, bytes: c.bytes });
+      refs.push({ hash: c.hash, size: c.bytes.length });
+      await batcher.add(c);
     }
   };
-
-  for await (const piece of content) {
-    options.signal?.throwIfAborted();
-    fileHash.update(piece);
-    await take(cutter.push(piece));
-    options.onBytes?.(piece.length);
-  }
-  await take(cutter.finish());
-  const hash = fileHash.digest();
-  const size = fileHash.bytes;
+  const { hash, size } = options.pool
+    ? await chunkInPool(options.pool, chunker, content, options, take)
+    : await chunkHere(chunker, content, options, take);
 
   let data: ContentHash | undefined;
   if (refs.length === 1) data = refs[0]!.hash;
@@ -80,6 +84,62 @@ export async function uploadContent(
     parts: refs.length,
     sentBytes: batcher.sentBytes,
   };
+}
+
+interface Hashed {
+  readonly hash: ContentHash;
+  readonly size: number;
+}
+
+async function chunkHere(
+  chunker: ChunkerOptions,
+  content: AsyncIterable<Uint8Array>,
+  options: UploadOptions,
+  take: Take,
+): Promise<Hashed> {
+  const cutter = createChunkCutter(chunker);
+  const fileHash = new ContentHasher(options.algorithm);
+  const hashed = (chunks: readonly CutChunk[]): HashedChunk[] =>
+    chunks.map((c) => ({ hash: hashBytes(c.bytes), bytes: c.bytes }));
+  for await (const piece of content) {
+    options.signal?.throwIfAborted();
+    fileHash.update(piece);
+    await take(hashed(cutter.push(piece)));
+    options.onBytes?.(piece.length);
+  }
+  await take(hashed(cutter.finish()));
+  return { hash: fileHash.digest(), size: fileHash.bytes };
+}
+
+/** Reading runs ahead of the worker by a few pieces; chunks are taken in order. */
+async function chunkInPool(
+  pool: ChunkPool,
+  chunker: ChunkerOptions,
+  content: AsyncIterable<Uint8Array>,
+  options: UploadOptions,
+  take: Take,
+): Promise<Hashed> {
+  const session = pool.open(chunker, options.algorithm ?? DEFAULT_HASH);
+  try {
+    const ahead: Promise<HashedChunk[]>[] = [];
+    let size = 0;
+    for await (const piece of content) {
+      options.signal?.throwIfAborted();
+      const chunks = session.push(piece);
+      // Failures surface when the piece's turn comes; until then they are not unhandled.
+      chunks.catch(() => undefined);
+      ahead.push(chunks);
+      size += piece.length;
+      options.onBytes?.(piece.length);
+      if (ahead.length >= PIECES_AHEAD) await take(await ahead.shift()!);
+    }
+    for (const chunks of ahead.splice(0)) await take(await chunks);
+    const end = await session.finish();
+    await take(end.chunks);
+    return { hash: end.hash, size };
+  } finally {
+    session.close();
+  }
 }
 
 /** Groups chunks, asks which are missing, sends those; a few batches in flight. */

@@ -26,6 +26,7 @@ import type {
 } from '../endpoint.js';
 import { writeAlgorithm } from '../endpoint.js';
 import { readContent } from './chunk-download.js';
+import { ChunkPool } from './chunk-pool.js';
 import { uploadContent } from './chunk-upload.js';
 import { encodeKeyPath } from './protocol.js';
 import { fewestReplicas, TongbuClient, type ReplicationAnswer } from './tongbu-client.js';
@@ -59,6 +60,12 @@ export interface TongbuEndpointOptions {
 
 type Stored = StoredEntry & { readonly key: string };
 
+/**
+ * Files from this size on are chunked and hashed in worker threads; a
+ * smaller one is done before a worker could take it.
+ */
+const POOL_FROM = 8 << 20;
+
 export class TongbuEndpoint implements Endpoint {
   readonly url: string;
   readonly capabilities = CAPABILITIES;
@@ -70,6 +77,8 @@ export class TongbuEndpoint implements Endpoint {
   private base: ContentHash | undefined;
   private readonly listed = new Map<Key, Stored>();
   private readonly changes = new Map<string, EntryChange>();
+  /** Worker threads that chunk and hash large files; started by the first one. */
+  private pool: ChunkPool | undefined;
   sentBytes = 0;
 
   constructor(url: string, options: TongbuEndpointOptions = {}) {
@@ -187,9 +196,11 @@ export class TongbuEndpoint implements Endpoint {
     content: AsyncIterable<Uint8Array>,
     options: { readonly signal?: AbortSignal } = {},
   ): Promise<WriteResult> {
+    const pool = request.size >= POOL_FROM ? (this.pool ??= new ChunkPool()) : undefined;
     const up = await uploadContent(this.client, this.requireChunker(), content, {
       ...options,
       algorithm: writeAlgorithm(request),
+      ...(pool ? { pool } : {}),
     });
     if (up.size !== request.size) {
       throw new TongbuError(
@@ -289,9 +300,9 @@ export class TongbuEndpoint implements Endpoint {
     };
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.client.close();
-    return Promise.resolve();
+    await this.pool?.close();
   }
 
   private stage(key: Key, entry: StoredEntry): void {

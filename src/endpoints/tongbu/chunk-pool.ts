@@ -1,0 +1,208 @@
+/**
+ * Chunking and hashing of large uploads in worker threads (chunk-worker.js),
+ * one per core: FastCDC, the sha256 of every chunk and the whole-content
+ * hash are most of what an upload costs the client, and on the main thread
+ * they would run one file at a time whatever the parallelism. A session is
+ * one file on one worker; its pieces are chunked in order there, and come
+ * back with the chunks they complete, bytes and all.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { TongbuError } from '../../core/errors.js';
+import {
+  validateChunkerOptions,
+  type ChunkBoundary,
+  type ChunkerOptions,
+} from '../../core/fastcdc.js';
+import type { ContentHash, HashAlgorithm } from '../../core/hash.js';
+
+export type ChunkRequest =
+  | { type: 'open'; id: number; chunker: ChunkerOptions; algorithm: HashAlgorithm }
+  | { type: 'piece'; id: number; piece: ArrayBuffer }
+  | { type: 'finish'; id: number }
+  | { type: 'close'; id: number };
+
+export type ChunkReply =
+  | {
+      type: 'chunks';
+      id: number;
+      cuts: ChunkBoundary[];
+      hashes: ContentHash[];
+      piece: ArrayBuffer;
+    }
+  | { type: 'end'; id: number; cuts: ChunkBoundary[]; hashes: ContentHash[]; hash: ContentHash }
+  | { type: 'error'; id: number; message: string };
+
+export interface HashedChunk {
+  readonly hash: ContentHash;
+  readonly bytes: Buffer;
+}
+
+const WORKER_URL = new URL('./chunk-worker.js', import.meta.url);
+const EMPTY = Buffer.alloc(0);
+
+interface Lane {
+  readonly worker: Worker;
+  readonly sessions: Map<number, ChunkSession>;
+}
+
+export class ChunkPool {
+  private readonly size: number;
+  private readonly lanes: Lane[] = [];
+  private nextId = 0;
+
+  constructor(size = availableParallelism()) {
+    this.size = Math.max(1, size);
+  }
+
+  /** A session for one file's content, on the least busy worker. */
+  open(chunker: ChunkerOptions, algorithm: HashAlgorithm): ChunkSession {
+    const options = validateChunkerOptions(chunker);
+    let lane = this.lanes.reduce<Lane | undefined>(
+      (best, l) => (best === undefined || l.sessions.size < best.sessions.size ? l : best),
+      undefined,
+    );
+    if (lane === undefined || (lane.sessions.size > 0 && this.lanes.length < this.size)) {
+      lane = this.spawn();
+    }
+    const id = this.nextId++;
+    const session = new ChunkSession(id, lane.worker, () => {
+      lane.sessions.delete(id);
+      if (lane.sessions.size === 0) lane.worker.unref();
+    });
+    if (lane.sessions.size === 0) lane.worker.ref();
+    lane.sessions.set(id, session);
+    session.post({ type: 'open', id, chunker: { ...options }, algorithm });
+    return session;
+  }
+
+  async close(): Promise<void> {
+    const lanes = this.lanes.splice(0);
+    await Promise.all(lanes.map((l) => l.worker.terminate()));
+  }
+
+  private spawn(): Lane {
+    const worker = new Worker(WORKER_URL);
+    const lane: Lane = { worker, sessions: new Map() };
+    this.lanes.push(lane);
+    worker.on('message', (reply: ChunkReply) => lane.sessions.get(reply.id)?.onReply(reply));
+    const fail = (err: Error): void => {
+      const at = this.lanes.indexOf(lane);
+      if (at >= 0) this.lanes.splice(at, 1);
+      const error = new TongbuError('INTERNAL', `chunk worker failed: ${err.message}`, {
+        cause: err,
+      });
+      for (const s of lane.sessions.values()) s.fail(error);
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
+    return lane;
+  }
+}
+
+interface Waiter {
+  resolve(result: HashedChunk[] | Finished): void;
+  reject(error: TongbuError): void;
+}
+
+interface Finished {
+  readonly chunks: HashedChunk[];
+  readonly hash: ContentHash;
+}
+
+/** One file's content going through a worker, piece by piece, in order. */
+export class ChunkSession {
+  private readonly id: number;
+  private readonly worker: Worker;
+  private readonly onClose: () => void;
+  private readonly waiting: Waiter[] = [];
+  /** Bytes of the chunk in progress, from absolute offset carryStart. */
+  private carry: Buffer = EMPTY;
+  private carryStart = 0;
+  private failure: TongbuError | undefined;
+  private closed = false;
+
+  constructor(id: number, worker: Worker, onClose: () => void) {
+    this.id = id;
+    this.worker = worker;
+    this.onClose = onClose;
+  }
+
+  /** The chunks this piece completes. The piece is copied: the caller keeps it. */
+  push(piece: Uint8Array): Promise<HashedChunk[]> {
+    const copy = new Uint8Array(piece.length);
+    copy.set(piece);
+    return this.ask({ type: 'piece', id: this.id, piece: copy.buffer }, [copy.buffer]) as Promise<
+      HashedChunk[]
+    >;
+  }
+
+  /** The last chunk(s) and the whole-content hash. */
+  finish(): Promise<Finished> {
+    return this.ask({ type: 'finish', id: this.id }) as Promise<Finished>;
+  }
+
+  /** Ends the session; a worker drops what it still holds of it. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.failure === undefined) this.post({ type: 'close', id: this.id });
+    this.fail(new TongbuError('ABORTED', 'chunk session closed'));
+    this.onClose();
+  }
+
+  post(request: ChunkRequest, transfer: ArrayBuffer[] = []): void {
+    this.worker.postMessage(request, transfer);
+  }
+
+  /** Replies come in the order of the requests: each settles the oldest waiter. */
+  onReply(reply: ChunkReply): void {
+    const waiter = this.waiting.shift();
+    switch (reply.type) {
+      case 'chunks': {
+        const piece = Buffer.from(reply.piece);
+        this.carry = this.carry.length === 0 ? piece : Buffer.concat([this.carry, piece]);
+        waiter?.resolve(this.take(reply.cuts, reply.hashes));
+        return;
+      }
+      case 'end':
+        waiter?.resolve({ chunks: this.take(reply.cuts, reply.hashes), hash: reply.hash });
+        return;
+      case 'error': {
+        const error = new TongbuError('INTERNAL', `chunk worker: ${reply.message}`);
+        waiter?.reject(error);
+        this.fail(error);
+      }
+    }
+  }
+
+  fail(error: TongbuError): void {
+    this.failure ??= error;
+    for (const w of this.waiting.splice(0)) w.reject(this.failure);
+  }
+
+  private ask(
+    request: ChunkRequest,
+    transfer: ArrayBuffer[] = [],
+  ): Promise<HashedChunk[] | Finished> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.post(request, transfer);
+    });
+  }
+
+  private take(cuts: readonly ChunkBoundary[], hashes: readonly ContentHash[]): HashedChunk[] {
+    const chunks = cuts.map((cut, i) => {
+      const at = cut.offset - this.carryStart;
+      return { hash: hashes[i]!, bytes: this.carry.subarray(at, at + cut.length) };
+    });
+    const last = cuts.at(-1);
+    if (last !== undefined) {
+      const consumed = last.offset + last.length - this.carryStart;
+      this.carry = this.carry.subarray(consumed);
+      this.carryStart += consumed;
+    }
+    return chunks;
+  }
+}
