@@ -54,6 +54,13 @@ export interface EndpointCapabilities {
    * namespace); `commit` is defined.
    */
   readonly atomicCommit: boolean;
+  /**
+   * Writing content the endpoint already holds costs no transfer (a tongbu
+   * namespace sends only chunks the node lacks): the engine writes a file
+   * whose size matches instead of hashing both sides first, which would
+   * read the source twice when the content did change.
+   */
+  readonly dedupWrites: boolean;
 }
 
 /** What a commit of an atomicCommit endpoint made. */
@@ -87,6 +94,14 @@ export interface WriteRequest extends EntryMeta {
   readonly expectedHash?: ContentHash;
   /** The algorithm of the result's hash when no `expectedHash` names one (default sha256). */
   readonly algorithm?: HashAlgorithm;
+  /**
+   * The content's file on this machine, when the source is a local tree
+   * and nothing throttles the read: a writer may read it itself (in its
+   * own threads) and leave the content stream unread. It must then check,
+   * as the stream would have, that the file kept the request's size and
+   * mtime while it was read (FILE_CHANGED otherwise).
+   */
+  readonly sourcePath?: string;
 }
 
 export interface HashOptions {

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { syncHashAlgorithm, type EndpointCapabilities } from '../endpoints/endpoint.js';
 import { createMemoryEndpoint, type MemoryEndpoint } from '../endpoints/memory/memory-endpoint.js';
 import { runSync } from './sync-engine.js';
@@ -105,6 +105,25 @@ describe('sync engine on memory endpoints', () => {
     expect(summary.files.copied).toBe(0);
     expect(summary.files.updated).toBe(1);
     expect(dst.snapshot().get('data/a.bin')?.entry.mtimeMs).toBe(T + 99);
+  });
+
+  it('a destination that dedups writes gets a touched file written, its source read once', async () => {
+    const src = seeded();
+    const dst = createMemoryEndpoint({ url: 'memory://dst' });
+    await sync(src, dst);
+    src.put('data/b.bin', new Uint8Array(3 << 20).fill(7), { mtimeMs: T + 99, mode: 0o644 });
+    // The same endpoint, declaring what a tongbu namespace declares.
+    const dedup = Object.create(dst, {
+      capabilities: { value: { ...dst.capabilities, dedupWrites: true } },
+    }) as MemoryEndpoint;
+    const hashes = vi.spyOn(src, 'hash');
+    const reads = vi.spyOn(src, 'read');
+    const summary = await sync(src, dedup);
+    expect(hashes).not.toHaveBeenCalled();
+    expect(reads.mock.calls.map(([key]) => key)).toEqual(['data/b.bin']);
+    expect(summary.files.copied).toBe(1);
+    expect(dst.snapshot().get('data/b.bin')?.entry.mtimeMs).toBe(T + 99);
+    expect(contents(dst)).toEqual(contents(src));
   });
 
   it('copy never deletes; the mass-delete guard stops sync before any write', async () => {

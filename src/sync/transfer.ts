@@ -113,7 +113,7 @@ async function copyOne(
   throttle: (bytes: number) => Promise<void>,
 ): Promise<TransferResult> {
   const { source: entry } = action;
-  if (action.compare) {
+  if (action.compare && !destination.capabilities.dedupWrites) {
     const hashOptions = { algorithm: options.algorithm };
     const [[a], [b]] = await Promise.all([
       source.hash([entry.key], hashOptions),
@@ -131,6 +131,9 @@ async function copyOne(
       mtimeMs: entry.mtimeMs,
       mode: entry.mode,
       algorithm: options.algorithm,
+      ...(source.localPath !== undefined && !options.bwlimit
+        ? { sourcePath: join(source.localPath, entry.key) }
+        : {}),
     },
     checkedRead(source, entry, options.onBytes, throttle, {
       ...(options.signal ? { signal: options.signal } : {}),

@@ -43,6 +43,7 @@ const CAPABILITIES: EndpointCapabilities = {
   localPath: true,
   localCopy: true,
   atomicCommit: false,
+  dedupWrites: false,
 };
 
 export interface FsEndpointOptions {

@@ -64,6 +64,7 @@ describe('memory endpoint: existence', () => {
       localPath: false,
       localCopy: false,
       atomicCommit: false,
+      dedupWrites: false,
     });
     expect(store().capabilities.nameFolding).toBe('none');
   });

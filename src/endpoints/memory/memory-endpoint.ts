@@ -106,6 +106,7 @@ class MemoryStore implements MemoryEndpoint {
       localPath: false,
       localCopy: false,
       atomicCommit: false,
+      dedupWrites: false,
     });
   }
 

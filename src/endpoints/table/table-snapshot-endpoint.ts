@@ -31,6 +31,7 @@ const CAPABILITIES: EndpointCapabilities = Object.freeze({
   localPath: false,
   localCopy: false,
   atomicCommit: false,
+  dedupWrites: false,
 });
 
 /** A row as JSON: column name → canonical text (or null), in column order. */

@@ -6,6 +6,9 @@
  * them.
  */
 import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isTongbuError } from '../../core/errors.js';
@@ -15,8 +18,39 @@ import { ChunkPool, type HashedChunk } from './chunk-pool.js';
 
 const SMALL: ChunkerOptions = { minSize: 1024, avgSize: 4096, maxSize: 16384 };
 const pool = new ChunkPool(2);
+const dir = fs.mkdtempSync(join(tmpdir(), 'tongbu-chunk-pool-'));
 
-afterAll(() => pool.close());
+afterAll(async () => {
+  await pool.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A file session's chunks, with their bytes read back from the file by offset. */
+async function viaFile(
+  path: string,
+  listed: { size: number; mtimeMs: number },
+  algorithm: HashAlgorithm,
+): Promise<ReturnType<typeof expected>> {
+  const session = pool.openFile({ path, ...listed }, SMALL, algorithm);
+  const file = fs.existsSync(path) ? fs.readFileSync(path) : Buffer.alloc(0);
+  const chunks: { hash: string; hex: string }[] = [];
+  let read = 0;
+  try {
+    for (let batch = await session.next(); batch !== null; batch = await session.next()) {
+      read += batch.bytes;
+      for (const c of batch.chunks) {
+        chunks.push({
+          hash: c.hash,
+          hex: file.subarray(c.offset, c.offset + c.length).toString('hex'),
+        });
+      }
+    }
+  } finally {
+    session.close();
+  }
+  expect(read).toBe(listed.size);
+  return { chunks, hash: session.hash! };
+}
 
 /** What chunking in place gives. */
 function expected(
@@ -80,6 +114,40 @@ describe('ChunkPool', () => {
       files.map((data, i) => viaPool(data, [1000 * i, 30_000], i % 2 ? 'blake3' : 'sha256')),
     );
     got.forEach((g, i) => expect(g).toEqual(expected(files[i]!, i % 2 ? 'blake3' : 'sha256')));
+  });
+
+  it('chunks a local file it reads itself as in place', async () => {
+    for (const [i, size] of [0, 1, 5000, 3_000_000, 9_000_123].entries()) {
+      const path = join(dir, `f${i}`);
+      const data = randomBytes(size);
+      fs.writeFileSync(path, data);
+      const st = fs.statSync(path);
+      const algorithm = i % 2 ? 'blake3' : 'sha256';
+      expect(await viaFile(path, { size, mtimeMs: st.mtimeMs }, algorithm)).toEqual(
+        expected(data, algorithm),
+      );
+    }
+  });
+
+  it('refuses a file that is not as listed, and names a missing one', async () => {
+    const path = join(dir, 'listed');
+    fs.writeFileSync(path, randomBytes(100_000));
+    const st = fs.statSync(path);
+    for (const listed of [
+      { size: st.size + 1, mtimeMs: st.mtimeMs },
+      { size: st.size, mtimeMs: st.mtimeMs - 1000 },
+    ]) {
+      const error: unknown = await viaFile(path, listed, 'sha256').catch((e: unknown) => e);
+      expect(isTongbuError(error, 'FILE_CHANGED')).toBe(true);
+      expect(String(error)).toContain(path);
+    }
+    const missing: unknown = await viaFile(
+      join(dir, 'gone'),
+      { size: 1, mtimeMs: 0 },
+      'sha256',
+    ).catch((e: unknown) => e);
+    expect(isTongbuError(missing, 'NOT_FOUND')).toBe(true);
+    expect(String(missing)).toContain('gone');
   });
 
   it('fails the sessions of a worker that stops, instead of leaving them waiting', async () => {

@@ -8,7 +8,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { TongbuError } from '../../core/errors.js';
+import { fromSystemError, TongbuError } from '../../core/errors.js';
 import {
   validateChunkerOptions,
   type ChunkBoundary,
@@ -16,8 +16,22 @@ import {
 } from '../../core/fastcdc.js';
 import type { ContentHash, HashAlgorithm } from '../../core/hash.js';
 
+export interface ChunkOpen {
+  id: number;
+  chunker: ChunkerOptions;
+  algorithm: HashAlgorithm;
+}
+
+/** A local file as listed: the worker reads it and checks it did not change. */
+export interface LocalFile {
+  readonly path: string;
+  readonly size: number;
+  readonly mtimeMs: number;
+}
+
 export type ChunkRequest =
-  | { type: 'open'; id: number; chunker: ChunkerOptions; algorithm: HashAlgorithm }
+  | ({ type: 'open' } & ChunkOpen)
+  | ({ type: 'file'; path: string; size: number; mtimeMs: number } & ChunkOpen)
   | { type: 'piece'; id: number; piece: ArrayBuffer }
   | { type: 'finish'; id: number }
   | { type: 'close'; id: number };
@@ -30,8 +44,17 @@ export type ChunkReply =
       hashes: ContentHash[];
       piece: ArrayBuffer;
     }
+  | { type: 'cuts'; id: number; cuts: ChunkBoundary[]; hashes: ContentHash[]; bytes: number }
   | { type: 'end'; id: number; cuts: ChunkBoundary[]; hashes: ContentHash[]; hash: ContentHash }
-  | { type: 'error'; id: number; message: string };
+  /** code: FILE_CHANGED, an errno name, or empty. */
+  | { type: 'error'; id: number; code: string; message: string };
+
+/** A chunk of a file session: where it is in the file, and its hash. */
+export interface FileChunk {
+  readonly offset: number;
+  readonly length: number;
+  readonly hash: ContentHash;
+}
 
 export interface HashedChunk {
   readonly hash: ContentHash;
@@ -41,9 +64,15 @@ export interface HashedChunk {
 const WORKER_URL = new URL('./chunk-worker.js', import.meta.url);
 const EMPTY = Buffer.alloc(0);
 
+/** What a lane routes replies to. */
+interface Session {
+  onReply(reply: ChunkReply): void;
+  fail(error: TongbuError): void;
+}
+
 interface Lane {
   readonly worker: Worker;
-  readonly sessions: Map<number, ChunkSession>;
+  readonly sessions: Map<number, Session>;
 }
 
 export class ChunkPool {
@@ -55,9 +84,40 @@ export class ChunkPool {
     this.size = Math.max(1, size);
   }
 
-  /** A session for one file's content, on the least busy worker. */
+  /** A session for one file's content, pushed piece by piece, on the least busy worker. */
   open(chunker: ChunkerOptions, algorithm: HashAlgorithm): ChunkSession {
     const options = validateChunkerOptions(chunker);
+    return this.start((id, worker, onClose) => {
+      const session = new ChunkSession(id, worker, onClose);
+      session.post({ type: 'open', id, chunker: { ...options }, algorithm });
+      return session;
+    });
+  }
+
+  /** A session for a local file that the worker reads itself. */
+  openFile(file: LocalFile, chunker: ChunkerOptions, algorithm: HashAlgorithm): FileSession {
+    const options = validateChunkerOptions(chunker);
+    return this.start((id, worker, onClose) => {
+      const session = new FileSession(file.path, onClose, () => {
+        worker.postMessage({ type: 'close', id } satisfies ChunkRequest);
+      });
+      const request: ChunkRequest = {
+        type: 'file',
+        id,
+        chunker: { ...options },
+        algorithm,
+        path: file.path,
+        size: file.size,
+        mtimeMs: file.mtimeMs,
+      };
+      worker.postMessage(request);
+      return session;
+    });
+  }
+
+  private start<S extends Session>(
+    make: (id: number, worker: Worker, onClose: () => void) => S,
+  ): S {
     let lane = this.lanes.reduce<Lane | undefined>(
       (best, l) => (best === undefined || l.sessions.size < best.sessions.size ? l : best),
       undefined,
@@ -65,14 +125,14 @@ export class ChunkPool {
     if (lane === undefined || (lane.sessions.size > 0 && this.lanes.length < this.size)) {
       lane = this.spawn();
     }
+    const { worker, sessions } = lane;
     const id = this.nextId++;
-    const session = new ChunkSession(id, lane.worker, () => {
-      lane.sessions.delete(id);
-      if (lane.sessions.size === 0) lane.worker.unref();
+    if (sessions.size === 0) worker.ref();
+    const session = make(id, worker, () => {
+      sessions.delete(id);
+      if (sessions.size === 0) worker.unref();
     });
-    if (lane.sessions.size === 0) lane.worker.ref();
-    lane.sessions.set(id, session);
-    session.post({ type: 'open', id, chunker: { ...options }, algorithm });
+    sessions.set(id, session);
     return session;
   }
 
@@ -111,7 +171,7 @@ interface Finished {
 }
 
 /** One file's content going through a worker, piece by piece, in order. */
-export class ChunkSession {
+export class ChunkSession implements Session {
   private readonly id: number;
   private readonly worker: Worker;
   private readonly onClose: () => void;
@@ -172,7 +232,10 @@ export class ChunkSession {
         const error = new TongbuError('INTERNAL', `chunk worker: ${reply.message}`);
         waiter?.reject(error);
         this.fail(error);
+        return;
       }
+      case 'cuts':
+        waiter?.reject(new TongbuError('INTERNAL', 'chunk worker: cuts for a stream session'));
     }
   }
 
@@ -205,4 +268,93 @@ export class ChunkSession {
     }
     return chunks;
   }
+}
+
+/**
+ * A local file chunked by a worker that reads it: its chunks come as the
+ * worker reads, block by block; `next()` gives them in order, then null
+ * once the whole-content hash is known.
+ */
+export class FileSession implements Session {
+  private readonly path: string;
+  private readonly onClose: () => void;
+  private readonly cancel: () => void;
+  private readonly ready: { chunks: FileChunk[]; bytes: number }[] = [];
+  private waiter: (() => void) | undefined;
+  private failure: TongbuError | undefined;
+  private ended = false;
+  private closed = false;
+  /** The whole-content hash, once `next()` gave null. */
+  hash: ContentHash | undefined;
+
+  constructor(path: string, onClose: () => void, cancel: () => void) {
+    this.path = path;
+    this.onClose = onClose;
+    this.cancel = cancel;
+  }
+
+  /** The next chunks and the bytes read for them, or null after the last. */
+  async next(): Promise<{ chunks: FileChunk[]; bytes: number } | null> {
+    while (this.ready.length === 0 && !this.ended && this.failure === undefined) {
+      await new Promise<void>((resolve) => (this.waiter = resolve));
+    }
+    const batch = this.ready.shift();
+    if (batch) return batch;
+    if (this.failure) throw this.failure;
+    return null;
+  }
+
+  /** Ends the session; a worker still reading stops and closes the file. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.ended && this.failure === undefined) this.cancel();
+    this.fail(new TongbuError('ABORTED', `${this.path}: chunking stopped`));
+    this.onClose();
+  }
+
+  onReply(reply: ChunkReply): void {
+    switch (reply.type) {
+      case 'cuts':
+        this.ready.push({ chunks: fileChunks(reply.cuts, reply.hashes), bytes: reply.bytes });
+        break;
+      case 'end':
+        this.ready.push({ chunks: fileChunks(reply.cuts, reply.hashes), bytes: 0 });
+        this.hash = reply.hash;
+        this.ended = true;
+        this.onClose();
+        break;
+      case 'error':
+        this.fail(
+          reply.code === 'FILE_CHANGED'
+            ? new TongbuError('FILE_CHANGED', `${this.path} changed while it was read`, {
+                data: { path: this.path },
+              })
+            : fromSystemError(
+                Object.assign(new Error(reply.message), { code: reply.code }),
+                this.path,
+                'cannot read',
+              ),
+        );
+        break;
+      case 'chunks':
+        this.fail(new TongbuError('INTERNAL', 'chunk worker: piece reply for a file session'));
+    }
+    this.wake();
+  }
+
+  fail(error: TongbuError): void {
+    this.failure ??= error;
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+}
+
+function fileChunks(cuts: readonly ChunkBoundary[], hashes: readonly ContentHash[]): FileChunk[] {
+  return cuts.map((c, i) => ({ offset: c.offset, length: c.length, hash: hashes[i]! }));
 }

@@ -5,6 +5,7 @@
  * node has (from an earlier version, another file, or an interrupted run) are
  * never sent again.
  */
+import { open } from 'node:fs/promises';
 import { TongbuError } from '../../core/errors.js';
 import {
   ContentHasher,
@@ -16,7 +17,7 @@ import {
 import type { ChunkerOptions } from '../../core/fastcdc.js';
 import { encodeManifest, type ChunkRef } from '../../store/manifest.js';
 import { createChunkCutter, type CutChunk } from './chunk-cutter.js';
-import type { ChunkPool, HashedChunk } from './chunk-pool.js';
+import type { ChunkPool, HashedChunk, LocalFile } from './chunk-pool.js';
 import type { ChunkFrame } from './protocol.js';
 import type { TongbuClient } from './tongbu-client.js';
 
@@ -44,12 +45,26 @@ export interface UploadOptions {
   readonly onBytes?: (bytes: number) => void;
   /** Chunk and hash in these worker threads instead of this one. */
   readonly pool?: ChunkPool;
+  /**
+   * With a pool: the content's local file, read by a worker instead of
+   * `content` (which stays unread); only the chunks the node lacks are
+   * read again here, to send.
+   */
+  readonly file?: LocalFile;
+}
+
+/** A chunk to offer the node: its bytes, or how to read them when the node lacks it. */
+interface Offer {
+  readonly hash: ContentHash;
+  readonly size: number;
+  readonly bytes?: Buffer;
+  readonly load?: () => Promise<Buffer>;
 }
 
 /** Pieces of one file in a worker's queue at once. */
 const PIECES_AHEAD = 4;
 
-type Take = (chunks: readonly HashedChunk[]) => Promise<void>;
+type Take = (chunks: readonly Offer[]) => Promise<void>;
 
 export async function uploadContent(
   client: TongbuClient,
@@ -61,20 +76,22 @@ export async function uploadContent(
   const batcher = new Batcher(client);
   const take: Take = async (chunks) => {
     for (const c of chunks) {
-      refs.push({ hash: c.hash, size: c.bytes.length });
+      refs.push({ hash: c.hash, size: c.size });
       await batcher.add(c);
     }
   };
-  const { hash, size } = options.pool
-    ? await chunkInPool(options.pool, chunker, content, options, take)
-    : await chunkHere(chunker, content, options, take);
+  const { hash, size } = !options.pool
+    ? await chunkHere(chunker, content, options, take)
+    : options.file
+      ? await chunkFileInPool(options.pool, options.file, chunker, options, take)
+      : await chunkInPool(options.pool, chunker, content, options, take);
 
   let data: ContentHash | undefined;
   if (refs.length === 1) data = refs[0]!.hash;
   else if (refs.length > 1) {
     const manifest = encodeManifest(refs);
     data = hashBytes(manifest);
-    await batcher.add({ hash: data, bytes: manifest });
+    await batcher.add({ hash: data, size: manifest.length, bytes: manifest });
   }
   await batcher.drain();
   return {
@@ -99,8 +116,8 @@ async function chunkHere(
 ): Promise<Hashed> {
   const cutter = createChunkCutter(chunker);
   const fileHash = new ContentHasher(options.algorithm);
-  const hashed = (chunks: readonly CutChunk[]): HashedChunk[] =>
-    chunks.map((c) => ({ hash: hashBytes(c.bytes), bytes: c.bytes }));
+  const hashed = (chunks: readonly CutChunk[]): Offer[] =>
+    chunks.map((c) => ({ hash: hashBytes(c.bytes), size: c.bytes.length, bytes: c.bytes }));
   for await (const piece of content) {
     options.signal?.throwIfAborted();
     fileHash.update(piece);
@@ -121,11 +138,11 @@ async function chunkInPool(
 ): Promise<Hashed> {
   const session = pool.open(chunker, options.algorithm ?? DEFAULT_HASH);
   try {
-    const ahead: Promise<HashedChunk[]>[] = [];
+    const ahead: Promise<Offer[]>[] = [];
     let size = 0;
     for await (const piece of content) {
       options.signal?.throwIfAborted();
-      const chunks = session.push(piece);
+      const chunks = session.push(piece).then(offers);
       // Failures surface when the piece's turn comes; until then they are not unhandled.
       chunks.catch(() => undefined);
       ahead.push(chunks);
@@ -135,17 +152,70 @@ async function chunkInPool(
     }
     for (const chunks of ahead.splice(0)) await take(await chunks);
     const end = await session.finish();
-    await take(end.chunks);
+    await take(offers(end.chunks));
     return { hash: end.hash, size };
   } finally {
     session.close();
   }
 }
 
+function offers(chunks: readonly HashedChunk[]): Offer[] {
+  return chunks.map((c) => ({ hash: c.hash, size: c.bytes.length, bytes: c.bytes }));
+}
+
+/** A worker reads and chunks the file; bytes are read here only for chunks the node lacks. */
+async function chunkFileInPool(
+  pool: ChunkPool,
+  file: LocalFile,
+  chunker: ChunkerOptions,
+  options: UploadOptions,
+  take: Take,
+): Promise<Hashed> {
+  const session = pool.openFile(file, chunker, options.algorithm ?? DEFAULT_HASH);
+  try {
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const batch = await session.next();
+      if (batch === null) break;
+      await take(
+        batch.chunks.map((c) => ({
+          hash: c.hash,
+          size: c.length,
+          load: () => readRange(file.path, c.offset, c.length),
+        })),
+      );
+      options.onBytes?.(batch.bytes);
+    }
+    return { hash: session.hash!, size: file.size };
+  } finally {
+    session.close();
+  }
+}
+
+/**
+ * Bytes of a file. If the file changed since the worker hashed them, the
+ * node refuses the chunk (it checks every hash) and the upload fails.
+ */
+async function readRange(path: string, offset: number, length: number): Promise<Buffer> {
+  const handle = await open(path, 'r');
+  try {
+    const bytes = Buffer.allocUnsafe(length);
+    const { bytesRead } = await handle.read(bytes, 0, length, offset);
+    if (bytesRead !== length) {
+      throw new TongbuError('FILE_CHANGED', `${path} changed while it was read`, {
+        data: { path },
+      });
+    }
+    return bytes;
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Groups chunks, asks which are missing, sends those; a few batches in flight. */
 class Batcher {
   private readonly client: TongbuClient;
-  private frames: ChunkFrame[] = [];
+  private frames: Offer[] = [];
   private bytes = 0;
   private readonly inFlight: Promise<void>[] = [];
   sentBytes = 0;
@@ -154,9 +224,9 @@ class Batcher {
     this.client = client;
   }
 
-  async add(frame: ChunkFrame): Promise<void> {
+  async add(frame: Offer): Promise<void> {
     this.frames.push(frame);
-    this.bytes += frame.bytes.length;
+    this.bytes += frame.size;
     if (this.frames.length >= BATCH_CHUNKS || this.bytes >= BATCH_BYTES) await this.flush();
   }
 
@@ -177,13 +247,13 @@ class Batcher {
     this.inFlight.push(send);
   }
 
-  private async send(frames: readonly ChunkFrame[]): Promise<void> {
+  private async send(frames: readonly Offer[]): Promise<void> {
     const missing = await this.client.missing([...new Set(frames.map((f) => f.hash))]);
     const wanted: ChunkFrame[] = [];
     for (const f of frames) {
       if (!missing.delete(f.hash)) continue;
-      wanted.push(f);
-      this.sentBytes += f.bytes.length;
+      wanted.push({ hash: f.hash, bytes: f.bytes ?? (await f.load!()) });
+      this.sentBytes += f.size;
     }
     if (missing.size > 0)
       throw new TongbuError('INTERNAL', 'node reported chunks it was not asked about');

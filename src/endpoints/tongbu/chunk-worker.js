@@ -1,12 +1,18 @@
 // @ts-check
 /**
  * A worker thread that chunks and hashes uploads (see chunk-pool.ts): per
- * open session, FastCDC over the pieces in order, sha256 of every chunk
- * and the whole-content hash. A piece arrives transferred and goes back
- * transferred with the chunks it completed, so the main thread, which
- * sends the chunk bytes, never copies it twice.
+ * session, FastCDC over the content in order, sha256 of every chunk and
+ * the whole-content hash. A stream session's pieces arrive transferred and
+ * go back transferred with the chunks they completed, so the main thread,
+ * which sends the chunk bytes, never copies them twice. A file session
+ * reads a local file here, block by block, and answers with cuts and
+ * hashes only: the main thread reads the bytes of the chunks the node
+ * lacks, and no others.
  */
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { setImmediate } from 'node:timers';
 import { parentPort } from 'node:worker_threads';
 import { FastCdcCore } from '../../core/fastcdc-core.js';
 import { hasherOf } from '../../core/hasher.js';
@@ -20,6 +26,8 @@ const port = parentPort;
  * @property {import('node:crypto').Hash} chunk sha256 of the chunk in progress
  * @property {number} hashed absolute offset up to which `chunk` has its bytes
  * @property {{ update(bytes: Uint8Array): void, digest(): import('../../core/hash.js').ContentHash }} whole
+ * @property {{ fd: number, path: string, size: number, mtimeMs: number }} [file] a file
+ *   session's file, read here
  */
 
 /** @type {Map<number, Session>} */
@@ -48,22 +56,116 @@ function digests(s, piece, base, cuts) {
   return hashes;
 }
 
+/** Blocks read from a file of a file session, one per turn of the event loop. */
+const BLOCK = 4 << 20;
+const buffer = Buffer.allocUnsafe(BLOCK);
+
+/**
+ * @param {import('./chunk-pool.js').ChunkOpen} msg
+ * @returns {Session}
+ */
+function sessionOf(msg) {
+  return {
+    cdc: new FastCdcCore(msg.chunker),
+    chunk: createHash('sha256'),
+    hashed: 0,
+    whole: hasherOf(msg.algorithm),
+  };
+}
+
+/**
+ * Reads one block of a file session and posts the chunks it completes;
+ * after the last, checks that the file is still as listed and posts the end.
+ * @param {number} id
+ */
+function readBlock(id) {
+  const s = sessions.get(id);
+  const file = s?.file;
+  if (s === undefined || file === undefined) return; // closed meanwhile
+  try {
+    const base = s.cdc.bytes;
+    if (base < file.size) {
+      const n = fs.readSync(file.fd, buffer, 0, Math.min(BLOCK, file.size - base), base);
+      if (n === 0) throw changed(file.path);
+      const piece = buffer.subarray(0, n);
+      s.whole.update(piece);
+      const cuts = s.cdc.push(piece);
+      /** @type {import('./chunk-pool.js').ChunkReply} */
+      const reply = { type: 'cuts', id, cuts, hashes: digests(s, piece, base, cuts), bytes: n };
+      port.postMessage(reply);
+      setImmediate(readBlock, id);
+      return;
+    }
+    const after = fs.fstatSync(file.fd);
+    if (after.size !== file.size || after.mtimeMs !== file.mtimeMs) throw changed(file.path);
+    end(id, s);
+  } catch (err) {
+    fail(id, err);
+  }
+}
+
+/**
+ * @param {number} id
+ * @param {Session} s
+ */
+function end(id, s) {
+  const cuts = s.cdc.finish();
+  const hashes = digests(s, new Uint8Array(0), s.cdc.bytes, cuts);
+  drop(id);
+  /** @type {import('./chunk-pool.js').ChunkReply} */
+  const reply = { type: 'end', id, cuts, hashes, hash: s.whole.digest() };
+  port.postMessage(reply);
+}
+
+/** @param {number} id */
+function drop(id) {
+  const fd = sessions.get(id)?.file?.fd;
+  sessions.delete(id);
+  if (fd !== undefined) fs.closeSync(fd);
+}
+
+/** @param {string} path */
+function changed(path) {
+  return Object.assign(new Error(`${path} changed while it was read`), { code: 'FILE_CHANGED' });
+}
+
+/**
+ * @param {number} id
+ * @param {unknown} err
+ */
+function fail(id, err) {
+  try {
+    drop(id);
+  } catch {
+    // the error below is the one to report
+  }
+  const e = /** @type {NodeJS.ErrnoException} */ (err);
+  /** @type {import('./chunk-pool.js').ChunkReply} */
+  const reply = { type: 'error', id, code: e.code ?? '', message: e.message ?? String(err) };
+  port.postMessage(reply);
+}
+
 /** @param {import('./chunk-pool.js').ChunkRequest} msg */
 function handle(msg) {
-  if (msg.type === 'open') {
-    sessions.set(msg.id, {
-      cdc: new FastCdcCore(msg.chunker),
-      chunk: createHash('sha256'),
-      hashed: 0,
-      whole: hasherOf(msg.algorithm),
-    });
-    return;
+  switch (msg.type) {
+    case 'open':
+      sessions.set(msg.id, sessionOf(msg));
+      return;
+    case 'file': {
+      const fd = fs.openSync(msg.path, 'r');
+      const file = { fd, path: msg.path, size: msg.size, mtimeMs: msg.mtimeMs };
+      sessions.set(msg.id, { ...sessionOf(msg), file });
+      const before = fs.fstatSync(fd);
+      if (before.size !== msg.size || before.mtimeMs !== msg.mtimeMs) throw changed(msg.path);
+      setImmediate(readBlock, msg.id);
+      return;
+    }
+    case 'close':
+      drop(msg.id);
+      return;
   }
   const s = sessions.get(msg.id);
-  if (msg.type === 'close' || s === undefined) {
-    sessions.delete(msg.id);
-    return;
-  }
+  if (s === undefined) return;
   if (msg.type === 'piece') {
     const piece = new Uint8Array(msg.piece);
     const base = s.cdc.bytes;
@@ -75,21 +177,13 @@ function handle(msg) {
     port.postMessage(reply, [msg.piece]);
     return;
   }
-  const cuts = s.cdc.finish();
-  const hashes = digests(s, new Uint8Array(0), s.cdc.bytes, cuts);
-  sessions.delete(msg.id);
-  /** @type {import('./chunk-pool.js').ChunkReply} */
-  const reply = { type: 'end', id: msg.id, cuts, hashes, hash: s.whole.digest() };
-  port.postMessage(reply);
+  end(msg.id, s);
 }
 
 port.on('message', (/** @type {import('./chunk-pool.js').ChunkRequest} */ msg) => {
   try {
     handle(msg);
   } catch (err) {
-    sessions.delete(msg.id);
-    /** @type {import('./chunk-pool.js').ChunkReply} */
-    const reply = { type: 'error', id: msg.id, message: String(err) };
-    port.postMessage(reply);
+    fail(msg.id, err);
   }
 });

@@ -44,6 +44,7 @@ const CAPABILITIES: EndpointCapabilities = Object.freeze({
   localPath: false,
   localCopy: false,
   atomicCommit: true,
+  dedupWrites: true,
 });
 
 export interface TongbuEndpointOptions {
@@ -201,6 +202,9 @@ export class TongbuEndpoint implements Endpoint {
       ...options,
       algorithm: writeAlgorithm(request),
       ...(pool ? { pool } : {}),
+      ...(pool && request.sourcePath !== undefined
+        ? { file: { path: request.sourcePath, size: request.size, mtimeMs: request.mtimeMs } }
+        : {}),
     });
     if (up.size !== request.size) {
       throw new TongbuError(
