@@ -11,6 +11,7 @@ import { ERROR_TABLE } from '../core/errors.js';
 import {
   assertBuilt,
   chownTree,
+  CLI,
   diffTrees,
   findTemps,
   makeTempDir,
@@ -331,6 +332,21 @@ describe('--dry-run', () => {
     const r = await runCli(['sync', c.src, c.dst, '--state', state, '--dry-run']);
     expect(r.code).toBe(0);
     expect(fs.existsSync(path.dirname(state))).toBe(false);
+  });
+});
+
+describe('output to a reader that goes away', () => {
+  it('finishes the sync and exits 0 when stdout and stderr are closed early', async () => {
+    const c = setup({ a: 'alpha', 'sub/b': 'beta', 'sub/c': 'gamma' });
+    // As `tongbu sync ... 2>&1 | head -0`: the pipes close before the summary is printed.
+    const child = spawn(process.execPath, [CLI, 'sync', c.src, c.dst, '--state', c.state], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.destroy();
+    child.stderr.destroy();
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(0);
+    expect(diffTrees(snapshotTree(c.src), snapshotTree(c.dst))).toEqual([]);
   });
 });
 

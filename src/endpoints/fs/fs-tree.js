@@ -12,7 +12,7 @@ import { TextDecoder } from 'node:util';
 import * as fs from 'node:fs';
 import { constants } from 'node:os';
 import { TEMP_PREFIX } from './fs-temp.js';
-import { nativeDir } from './native-dir.js';
+import { native } from '../../core/native.js';
 
 const BATCH = 4096;
 const FILE = 0;
@@ -88,10 +88,10 @@ export class Batcher {
  * @returns {Item[]}
  */
 function readDir(dirPath, out) {
-  if (nativeDir !== undefined) {
+  if (native !== undefined) {
     let listing;
     try {
-      listing = nativeDir.listDir(dirPath);
+      listing = native.listDir(dirPath);
     } catch (err) {
       return unreadable(err, dirPath, out);
     }
@@ -162,7 +162,7 @@ function unreadable(err, dirPath, out) {
  * readDir's items from a native listing: the same entries, kinds and
  * problems as the lstat path gives.
  * @param {string} dirPath
- * @param {import('./native-dir.js').NativeListing} listing
+ * @param {import('../../core/native.js').NativeListing} listing
  * @param {Batcher} out
  * @returns {Item[]}
  */

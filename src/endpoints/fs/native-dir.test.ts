@@ -20,11 +20,11 @@ let root: string;
 /** Imports fs-tree.js afresh, with the native listing on or off. */
 async function loadTree(native: boolean): Promise<{ tree: FsTree; loaded: boolean }> {
   vi.resetModules();
-  vi.stubEnv('TONGBU_NATIVE_FS', native ? '1' : '0');
+  vi.stubEnv('TONGBU_NATIVE', native ? '1' : '0');
   try {
     const tree = await import('./fs-tree.js');
-    const { nativeDir } = await import('./native-dir.js');
-    return { tree, loaded: nativeDir !== undefined };
+    const { native: loaded } = await import('../../core/native.js');
+    return { tree, loaded: loaded !== undefined };
   } finally {
     vi.unstubAllEnvs();
   }
@@ -136,8 +136,8 @@ describe('the native directory listing', () => {
     expect(walk(tree, join(root, 'missing'))).toEqual({ entries: {}, temps: [], problems: [] });
     expect(walk(tree, join(root, 'a/zero'))).toEqual({ entries: {}, temps: [], problems: [] });
     if (loaded) {
-      const { nativeDir } = await import('./native-dir.js');
-      expect(() => nativeDir!.listDir(join(root, 'missing'))).toThrow(/^ENOENT: .* scandir/);
+      const { native } = await import('../../core/native.js');
+      expect(() => native!.listDir(join(root, 'missing'))).toThrow(/^ENOENT: .* scandir/);
     }
   });
 });
