@@ -150,6 +150,30 @@ describe('ChunkPool', () => {
     expect(String(missing)).toContain('gone');
   });
 
+  it('reads a file only a few blocks ahead of what is taken from the session', async () => {
+    const path = join(dir, 'large');
+    const fd = fs.openSync(path, 'w');
+    fs.ftruncateSync(fd, 48 << 20); // 12 blocks of 4 MiB: more than the 8 read ahead
+    fs.closeSync(fd);
+    const st = fs.statSync(path);
+    const session = pool.openFile({ path, size: st.size, mtimeMs: st.mtimeMs }, SMALL, 'sha256');
+    try {
+      // Nothing is taken for a while: a worker that read on would be done long before.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      fs.utimesSync(path, new Date(), new Date(Date.now() + 5000));
+      let error: unknown;
+      try {
+        while ((await session.next()) !== null);
+      } catch (err) {
+        error = err;
+      }
+      // So the end of the file was read after the change, and the change is seen.
+      expect(isTongbuError(error, 'FILE_CHANGED')).toBe(true);
+    } finally {
+      session.close();
+    }
+  });
+
   it('fails the sessions of a worker that stops, instead of leaving them waiting', async () => {
     const own = new ChunkPool(1);
     const session = own.open(SMALL, 'sha256');

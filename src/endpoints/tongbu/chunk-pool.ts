@@ -34,6 +34,8 @@ export type ChunkRequest =
   | ({ type: 'file'; path: string; size: number; mtimeMs: number } & ChunkOpen)
   | { type: 'piece'; id: number; piece: ArrayBuffer }
   | { type: 'finish'; id: number }
+  /** A file session's batch was taken: the worker may read one block further. */
+  | { type: 'more'; id: number }
   | { type: 'close'; id: number };
 
 export type ChunkReply =
@@ -98,8 +100,8 @@ export class ChunkPool {
   openFile(file: LocalFile, chunker: ChunkerOptions, algorithm: HashAlgorithm): FileSession {
     const options = validateChunkerOptions(chunker);
     return this.start((id, worker, onClose) => {
-      const session = new FileSession(file.path, onClose, () => {
-        worker.postMessage({ type: 'close', id } satisfies ChunkRequest);
+      const session = new FileSession(file.path, onClose, (type: 'more' | 'close') => {
+        worker.postMessage({ type, id } satisfies ChunkRequest);
       });
       const request: ChunkRequest = {
         type: 'file',
@@ -278,7 +280,7 @@ export class ChunkSession implements Session {
 export class FileSession implements Session {
   private readonly path: string;
   private readonly onClose: () => void;
-  private readonly cancel: () => void;
+  private readonly tell: (type: 'more' | 'close') => void;
   private readonly ready: { chunks: FileChunk[]; bytes: number }[] = [];
   private waiter: (() => void) | undefined;
   private failure: TongbuError | undefined;
@@ -287,10 +289,10 @@ export class FileSession implements Session {
   /** The whole-content hash, once `next()` gave null. */
   hash: ContentHash | undefined;
 
-  constructor(path: string, onClose: () => void, cancel: () => void) {
+  constructor(path: string, onClose: () => void, tell: (type: 'more' | 'close') => void) {
     this.path = path;
     this.onClose = onClose;
-    this.cancel = cancel;
+    this.tell = tell;
   }
 
   /** The next chunks and the bytes read for them, or null after the last. */
@@ -299,7 +301,10 @@ export class FileSession implements Session {
       await new Promise<void>((resolve) => (this.waiter = resolve));
     }
     const batch = this.ready.shift();
-    if (batch) return batch;
+    if (batch) {
+      if (!this.ended) this.tell('more');
+      return batch;
+    }
     if (this.failure) throw this.failure;
     return null;
   }
@@ -308,7 +313,7 @@ export class FileSession implements Session {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (!this.ended && this.failure === undefined) this.cancel();
+    if (!this.ended && this.failure === undefined) this.tell('close');
     this.fail(new TongbuError('ABORTED', `${this.path}: chunking stopped`));
     this.onClose();
   }

@@ -26,8 +26,17 @@ const port = parentPort;
  * @property {import('node:crypto').Hash} chunk sha256 of the chunk in progress
  * @property {number} hashed absolute offset up to which `chunk` has its bytes
  * @property {{ update(bytes: Uint8Array): void, digest(): import('../../core/hash.js').ContentHash }} whole
- * @property {{ fd: number, path: string, size: number, mtimeMs: number }} [file] a file
- *   session's file, read here
+ * @property {FileRead} [file] a file session's file, read here
+ */
+
+/**
+ * @typedef {object} FileRead
+ * @property {number} fd
+ * @property {string} path
+ * @property {number} size
+ * @property {number} mtimeMs
+ * @property {number} credit blocks it may still read before the main thread takes more
+ * @property {boolean} waiting out of credit: the next 'more' resumes the reading
  */
 
 /** @type {Map<number, Session>} */
@@ -58,6 +67,12 @@ function digests(s, piece, base, cuts) {
 
 /** Blocks read from a file of a file session, one per turn of the event loop. */
 const BLOCK = 4 << 20;
+/**
+ * Blocks a file session reads ahead of what the main thread has taken: the
+ * main thread reads the bytes of missing chunks back, and a file larger
+ * than the page cache must still be there when it does.
+ */
+const AHEAD = 8;
 const buffer = Buffer.allocUnsafe(BLOCK);
 
 /**
@@ -93,7 +108,9 @@ function readBlock(id) {
       /** @type {import('./chunk-pool.js').ChunkReply} */
       const reply = { type: 'cuts', id, cuts, hashes: digests(s, piece, base, cuts), bytes: n };
       port.postMessage(reply);
-      setImmediate(readBlock, id);
+      file.credit--;
+      if (file.credit > 0) setImmediate(readBlock, id);
+      else file.waiting = true;
       return;
     }
     const after = fs.fstatSync(file.fd);
@@ -153,7 +170,15 @@ function handle(msg) {
       return;
     case 'file': {
       const fd = fs.openSync(msg.path, 'r');
-      const file = { fd, path: msg.path, size: msg.size, mtimeMs: msg.mtimeMs };
+      /** @type {FileRead} */
+      const file = {
+        fd,
+        path: msg.path,
+        size: msg.size,
+        mtimeMs: msg.mtimeMs,
+        credit: AHEAD,
+        waiting: false,
+      };
       sessions.set(msg.id, { ...sessionOf(msg), file });
       const before = fs.fstatSync(fd);
       if (before.size !== msg.size || before.mtimeMs !== msg.mtimeMs) throw changed(msg.path);
@@ -163,6 +188,16 @@ function handle(msg) {
     case 'close':
       drop(msg.id);
       return;
+    case 'more': {
+      const file = sessions.get(msg.id)?.file;
+      if (file === undefined) return;
+      file.credit++;
+      if (file.waiting) {
+        file.waiting = false;
+        setImmediate(readBlock, msg.id);
+      }
+      return;
+    }
   }
   const s = sessions.get(msg.id);
   if (s === undefined) return;
