@@ -121,26 +121,39 @@ function readDir(dirPath, out) {
       continue;
     }
     if (st === undefined) continue; // gone since readdir
-    let kind = FILE;
-    let target = '';
-    if (st.isDirectory()) kind = DIR;
-    else if (st.isSymbolicLink()) {
-      try {
-        target = fs.readlinkSync(full);
-      } catch (err) {
-        out.problems.push(systemError(err, full, 'read link'));
-        continue;
-      }
-      kind = LINK;
-    } else if (!st.isFile()) {
-      out.problems.push({ code: 'SPECIAL', path: full });
-      continue;
-    }
-    const size = kind === FILE ? st.size : 0;
-    const mode = kind === LINK ? 0 : st.mode & 0o7777;
-    items.push({ name, kind, size, mtimeMs: st.mtimeMs, mode, target });
+    const item = itemOf(name, full, st.mode, st.size, st.mtimeMs, out);
+    if (item) items.push(item);
   }
   return items;
+}
+
+/**
+ * The item of one entry from its st_mode, size and mtime: a directory, a
+ * file or a link (its target read); anything else is a problem.
+ * @param {string} name
+ * @param {string} full
+ * @param {number} stMode
+ * @param {number} size
+ * @param {number} mtimeMs
+ * @param {Batcher} out
+ * @returns {Item | undefined}
+ */
+function itemOf(name, full, stMode, size, mtimeMs, out) {
+  const type = stMode & S_IFMT;
+  if (type === S_IFDIR)
+    return { name, kind: DIR, size: 0, mtimeMs, mode: stMode & 0o7777, target: '' };
+  if (type === S_IFREG)
+    return { name, kind: FILE, size, mtimeMs, mode: stMode & 0o7777, target: '' };
+  if (type !== S_IFLNK) {
+    out.problems.push({ code: 'SPECIAL', path: full });
+    return undefined;
+  }
+  try {
+    return { name, kind: LINK, size: 0, mtimeMs, mode: 0, target: fs.readlinkSync(full) };
+  } catch (err) {
+    out.problems.push(systemError(err, full, 'read link'));
+    return undefined;
+  }
 }
 
 /**
@@ -188,32 +201,15 @@ function nativeItems(dirPath, { names, info }, out) {
       });
       continue;
     }
-    const type = stMode & S_IFMT;
-    let kind = FILE;
-    let target = '';
-    if (type === S_IFDIR) kind = DIR;
-    else if (type === S_IFLNK) {
-      try {
-        target = fs.readlinkSync(full);
-      } catch (err) {
-        out.problems.push(systemError(err, full, 'read link'));
-        continue;
-      }
-      kind = LINK;
-    } else if (type !== S_IFREG) {
-      out.problems.push({ code: 'SPECIAL', path: full });
-      continue;
-    }
-    const size = kind === FILE ? /** @type {number} */ (info[3 * i + 1]) : 0;
-    const mode = kind === LINK ? 0 : stMode & 0o7777;
-    items.push({
+    const item = itemOf(
       name,
-      kind,
-      size,
-      mtimeMs: /** @type {number} */ (info[3 * i + 2]),
-      mode,
-      target,
-    });
+      full,
+      stMode,
+      /** @type {number} */ (info[3 * i + 1]),
+      /** @type {number} */ (info[3 * i + 2]),
+      out,
+    );
+    if (item) items.push(item);
   }
   return items;
 }
