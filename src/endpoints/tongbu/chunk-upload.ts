@@ -6,7 +6,7 @@
  * never sent again.
  */
 import { open } from 'node:fs/promises';
-import { TongbuError } from '../../core/errors.js';
+import { fromSystemError, TongbuError } from '../../core/errors.js';
 import {
   ContentHasher,
   DEFAULT_HASH,
@@ -83,7 +83,9 @@ export async function uploadContent(
   const { hash, size } = !options.pool
     ? await chunkHere(chunker, content, options, take)
     : options.file
-      ? await chunkFileInPool(options.pool, options.file, chunker, options, take)
+      ? await chunkFileInPool(options.pool, options.file, chunker, options, take, () =>
+          batcher.drain(),
+        )
       : await chunkInPool(options.pool, chunker, content, options, take);
 
   let data: ContentHash | undefined;
@@ -163,14 +165,33 @@ function offers(chunks: readonly HashedChunk[]): Offer[] {
   return chunks.map((c) => ({ hash: c.hash, size: c.bytes.length, bytes: c.bytes }));
 }
 
-/** A worker reads and chunks the file; bytes are read here only for chunks the node lacks. */
+/**
+ * A worker reads and chunks the file; bytes are read here, through one
+ * open handle, only for chunks the node lacks. If the file changed since
+ * the worker hashed them, the node refuses the chunk (it checks every
+ * hash) and the upload fails.
+ */
 async function chunkFileInPool(
   pool: ChunkPool,
   file: LocalFile,
   chunker: ChunkerOptions,
   options: UploadOptions,
   take: Take,
+  drain: () => Promise<void>,
 ): Promise<Hashed> {
+  const handle = await open(file.path, 'r').catch((err: unknown) => {
+    throw fromSystemError(err, file.path, 'cannot read');
+  });
+  const load = async (offset: number, length: number): Promise<Buffer> => {
+    const bytes = Buffer.allocUnsafe(length);
+    const { bytesRead } = await handle.read(bytes, 0, length, offset);
+    if (bytesRead !== length) {
+      throw new TongbuError('FILE_CHANGED', `${file.path} changed while it was read`, {
+        data: { path: file.path },
+      });
+    }
+    return bytes;
+  };
   const session = pool.openFile(file, chunker, options.algorithm ?? DEFAULT_HASH);
   try {
     for (;;) {
@@ -181,33 +202,16 @@ async function chunkFileInPool(
         batch.chunks.map((c) => ({
           hash: c.hash,
           size: c.length,
-          load: () => readRange(file.path, c.offset, c.length),
+          load: () => load(c.offset, c.length),
         })),
       );
       options.onBytes?.(batch.bytes);
     }
+    // Every chunk read from the handle is sent before it closes.
+    await drain();
     return { hash: session.hash!, size: file.size };
   } finally {
     session.close();
-  }
-}
-
-/**
- * Bytes of a file. If the file changed since the worker hashed them, the
- * node refuses the chunk (it checks every hash) and the upload fails.
- */
-async function readRange(path: string, offset: number, length: number): Promise<Buffer> {
-  const handle = await open(path, 'r');
-  try {
-    const bytes = Buffer.allocUnsafe(length);
-    const { bytesRead } = await handle.read(bytes, 0, length, offset);
-    if (bytesRead !== length) {
-      throw new TongbuError('FILE_CHANGED', `${path} changed while it was read`, {
-        data: { path },
-      });
-    }
-    return bytes;
-  } finally {
     await handle.close();
   }
 }
