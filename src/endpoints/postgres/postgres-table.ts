@@ -169,12 +169,32 @@ export class PostgresTable implements TableEndpoint {
     const rows = await rawQuery(
       this.requirePool(),
       this.conn,
-      `SELECT ${floorDivSql(k, `${width}::bigint`)}::text, count(*)::text, sum(${k} % 2147483647)::text FROM ${sql.from}${sql.whereClause({})} GROUP BY 1`,
+      // Grouped by the bigint (a text key would be hashed as text), as text after.
+      `SELECT b::text, n::text, s::text FROM (SELECT ${floorDivSql(k, `${width}::bigint`)} AS b, count(*) AS n, sum(${k} % 2147483647) AS s FROM ${sql.from}${sql.whereClause({})} GROUP BY 1) AS g`,
     );
     const out = new Map<bigint, SegmentChecksum>();
     for (const r of rows)
       out.set(BigInt(String(r[0])), { count: Number(r[1]), sum: BigInt(String(r[2])) });
     return out;
+  }
+
+  async keysIn(ranges: readonly KeyRange[]): Promise<KeyTuple[]> {
+    const sql = this.requireSql();
+    const kc = sql.shape.keyColumns;
+    if (kc.length !== 1)
+      throw new TongbuError('INTERNAL', `${this.url}: keysIn needs a single integer key`);
+    if (ranges.length === 0) return [];
+    // One index range scan per range, all in one statement: a join on
+    // BETWEEN would make the planner scan the whole table.
+    const k = kc[0]!.ident;
+    const inner = sql.select(kc, { extra: [`${k} >= r.lo`, `${k} <= r.hi`] });
+    const rows = await rawQuery(
+      this.requirePool(),
+      this.conn,
+      `SELECT t.* FROM unnest($1::bigint[], $2::bigint[]) AS r(lo, hi) CROSS JOIN LATERAL (${inner}) AS t`,
+      [ranges.map((r) => int64Bound(r.from, 0n)), ranges.map((r) => int64Bound(r.to, -1n))],
+    );
+    return decodeRows(kc, rows);
   }
 
   async keySums(ranges: readonly KeyRange[]): Promise<SegmentChecksum[]> {
@@ -342,4 +362,21 @@ function batchSize(options: { readonly batchRows?: number }): number {
 function decodeRows(cols: readonly PgColumn[], rows: readonly RawRow[]): Row[] {
   const decode = cols.map(decoder);
   return rows.map((r) => r.map((v, i) => (v === null ? null : decode[i]!(v))));
+}
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/**
+ * An inclusive bigint bound (as text) of a range over an integer key: the
+ * range's bound plus `shift` (-1 turns an exclusive upper bound inclusive),
+ * clamped to int64; an open end is int64's own end.
+ */
+function int64Bound(bound: KeyTuple | undefined, shift: bigint): string {
+  const v = bound?.[0];
+  if (v === undefined) return String(shift === 0n ? INT64_MIN : INT64_MAX);
+  if (typeof v !== 'bigint' && typeof v !== 'number')
+    throw new TongbuError('INTERNAL', 'keysIn needs a single integer key');
+  const b = BigInt(v) + shift;
+  return String(b < INT64_MIN ? INT64_MIN : b > INT64_MAX ? INT64_MAX : b);
 }

@@ -29,6 +29,9 @@ import { RowHashSum } from './row-hash-sum.js';
 import { sqliteError } from './sqlite-errors.js';
 import { keyCompare, keyOrderBy, type TableInfo } from './sqlite-table-info.js';
 import { quoteIdent } from './sqlite-types.js';
+
+/** Keys and bucket widths up to 2^52: floor division in doubles stays exact. */
+const MAX_EXACT = 2n ** 52n;
 import {
   bindValues,
   readerFor,
@@ -147,6 +150,8 @@ export class SqliteReader {
       throw new TongbuError('INTERNAL', 'keyBuckets needs a single integer key');
     const f = this.filter({});
     const k = quoteIdent(key[0]!);
+    const fast = this.keyBucketsInJs(k, f, width);
+    if (fast !== undefined) return fast;
     const bucket = floorDivSql(k, String(width));
     const st = this.statement(
       `SELECT ${bucket}, count(*), sum(${k} % 2147483647) FROM ${this.info.quoted} ${f.sql} GROUP BY 1`,
@@ -154,6 +159,73 @@ export class SqliteReader {
     const out = new Map<bigint, SegmentChecksum>();
     for (const [b, n, sum] of this.all(st, f.params) as [bigint, bigint, bigint][]) {
       out.set(BigInt(b), { count: Number(n), sum: BigInt(sum) });
+    }
+    return out;
+  }
+
+  /**
+   * keyBuckets from one plain scan of the key, bucketed here: SQLite's
+   * GROUP BY on an expression sorts every key through a temporary b-tree
+   * (~0.45 s for a million keys, against ~0.15 s for the scan). Only when
+   * every key is an integer within ±2^52, so number arithmetic is exact
+   * (sums of up to 2^22 terms below 2^31); undefined otherwise.
+   */
+  private keyBucketsInJs(
+    k: string,
+    f: { sql: string; params: BindValue[] },
+    width: bigint,
+  ): Map<bigint, SegmentChecksum> | undefined {
+    const from = `FROM ${this.info.quoted} ${f.sql}`;
+    const [n, lo, hi] = this.all(
+      this.statement(`SELECT count(*), min(${k}), max(${k}) ${from}`),
+      f.params,
+    )[0]!;
+    const safe = (v: unknown): boolean =>
+      typeof v === 'bigint' && v >= -MAX_EXACT && v <= MAX_EXACT;
+    if (!safe(lo) || !safe(hi) || width > MAX_EXACT || Number(n) > 1 << 22) return undefined;
+    let st: Database.Statement;
+    try {
+      st = this.db.prepare(`SELECT ${k} ${from}`).pluck(true);
+    } catch (err) {
+      throw sqliteError(err, this.display);
+    }
+    const w = Number(width);
+    const buckets = new Map<number, { count: number; sum: number }>();
+    let keys: unknown[];
+    try {
+      keys = st.all(f.params);
+    } catch (err) {
+      throw sqliteError(err, this.display);
+    }
+    for (const v of keys) {
+      if (typeof v !== 'number' || !Number.isInteger(v)) return undefined;
+      let r = v % w;
+      if (r < 0) r += w;
+      const b = (v - r) / w;
+      const x = buckets.get(b);
+      if (x === undefined) buckets.set(b, { count: 1, sum: v % 2147483647 });
+      else {
+        x.count++;
+        x.sum += v % 2147483647;
+      }
+    }
+    const out = new Map<bigint, SegmentChecksum>();
+    for (const [b, x] of buckets) out.set(BigInt(b), { count: x.count, sum: BigInt(x.sum) });
+    return out;
+  }
+
+  /** The keys in these ranges: in process, a statement per range costs little. */
+  keysIn(ranges: readonly KeyRange[]): KeyTuple[] {
+    const at = this.info.keyIdx.map((_, i) => i);
+    const out: KeyTuple[] = [];
+    for (const range of ranges) {
+      const f = this.filter({ range });
+      const rows = this.all(
+        this.statement(`SELECT ${this.keySelect} FROM ${this.info.quoted} ${f.sql}`),
+        f.params,
+      );
+      this.convert(rows, this.keyReaders, this.info.keyColumns, at);
+      for (const r of rows) out.push(r);
     }
     return out;
   }

@@ -82,6 +82,10 @@ export class SqliteTable implements TableEndpoint {
     return Promise.resolve(this.read().count(range));
   }
 
+  async keysIn(ranges: readonly KeyRange[]): Promise<KeyTuple[]> {
+    return Promise.resolve(this.read().keysIn(ranges));
+  }
+
   async keyBuckets(width: bigint): Promise<Map<bigint, SegmentChecksum>> {
     return Promise.resolve(this.read().keyBuckets(width));
   }

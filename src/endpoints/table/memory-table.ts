@@ -172,6 +172,13 @@ export class MemoryTable implements TableEndpoint {
     );
   }
 
+  async keysIn(ranges: readonly KeyRange[]): Promise<KeyTuple[]> {
+    const idx = keyIndexes(this.requireSchema());
+    return Promise.resolve(
+      ranges.flatMap((range) => this.sorted(range).map((r) => rowKey(r, idx))),
+    );
+  }
+
   async keyBuckets(width: bigint): Promise<Map<bigint, SegmentChecksum>> {
     const idx = keyIndexes(this.requireSchema());
     const out = new Map<bigint, SegmentChecksum>();

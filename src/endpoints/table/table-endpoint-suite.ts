@@ -232,6 +232,37 @@ export function runTableEndpointSuite(name: string, factory: TableSuiteFactory):
       await ep.close();
     });
 
+    it('keyBuckets floors negative keys; keysIn lists the keys of disjoint ranges', async () => {
+      const t = fresh();
+      // Keys -40, -37, ... and one far below: buckets and ranges cross zero.
+      const rows = suiteRows(30).map((r, i): Row => [BigInt(i * 3 - 40), ...r.slice(1)]);
+      rows.push([-(2n ** 40n), ...rows[0]!.slice(1)]);
+      await create(t, SUITE_SCHEMA, rows);
+      const ep = await reopen(t);
+      if (ep.keyBuckets === undefined) return;
+      const keys = rows.map((r) => r[0] as bigint);
+      const floorDiv = (k: bigint, w: bigint): bigint => (k - (((k % w) + w) % w)) / w;
+      const want = new Map<bigint, { count: number; sum: bigint }>();
+      for (const k of keys) {
+        const b = floorDiv(k, 10n);
+        const old = want.get(b) ?? { count: 0, sum: 0n };
+        want.set(b, { count: old.count + 1, sum: old.sum + (k % KEY_SUM_MODULUS) });
+      }
+      const sorted = (m: Map<bigint, unknown>) =>
+        new Map([...m].sort((x, y) => (x[0] < y[0] ? -1 : 1)));
+      expect(sorted(await ep.keyBuckets(10n))).toEqual(sorted(want));
+      if (ep.keysIn !== undefined) {
+        const ranges = [{ to: [-37n] }, { from: [-5n], to: [8n] }, { from: [40n] }];
+        const inRanges = keys.filter((k) => k < -37n || (k >= -5n && k < 8n) || k >= 40n);
+        const got = (await ep.keysIn(ranges)).map((k) => BigInt(k[0] as bigint));
+        expect(got.sort((x, y) => (x < y ? -1 : 1))).toEqual(
+          inRanges.sort((x, y) => (x < y ? -1 : 1)),
+        );
+        expect(await ep.keysIn([])).toEqual([]);
+      }
+      await ep.close();
+    });
+
     it('upserts and deletes become visible at commit; rollback leaves the table as it was', async () => {
       const t = fresh();
       const rows = suiteRows(10);

@@ -97,6 +97,14 @@ export interface TableEndpoint {
    */
   keyBuckets?(width: bigint): Promise<Map<bigint, SegmentChecksum>>;
 
+  /**
+   * Optional, with `keyBuckets`: the keys in any of these disjoint ranges of
+   * the one integer key column (the `where` filter applies), in no
+   * particular order, read in one statement where the engine allows it.
+   * Incremental sync lists the keys of the buckets that differ with it.
+   */
+  keysIn?(ranges: readonly KeyRange[]): Promise<KeyTuple[]>;
+
   /** The greatest non-null value of a column, or null when there is none. */
   maxValue(column: string): Promise<CanonicalValue>;
 
