@@ -151,7 +151,7 @@ export async function runClusterCase(caseName, opts, ctx0) {
           'GET /v1/internal/status on each node (admin token) until lag 0 and objects/bytes equal',
       },
       commit: [
-        'POST /v1/chunks  [32-byte sha256][u32 BE length][bytes]  (x-tongbu-replication: quorum)',
+        'POST /v1/chunks  [32-byte blake3][u32 BE length][bytes]  (x-tongbu-replication: quorum)',
         'POST /v1/ns/NS/commits  {base, changes: [{key, entry: {kind: "file", size, mtimeMs, mode, hash, parts: 1, data: hash}}]}',
       ],
     };

@@ -1,6 +1,6 @@
 // Part 2 of the cluster case, commit rate: raw etcd puts (etcd3 client) against commits of one
 // new small file each to node 1 of a 3-node cluster, sequential and with concurrent workers.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { loadavg } from 'node:os';
@@ -14,6 +14,7 @@ import {
   tail,
   teardown,
 } from './cluster-nodes.mjs';
+import { storeAddress } from '../dist/core/hash.js';
 import { flush, removeTree } from './measure.mjs';
 import { errorGist } from './report.mjs';
 
@@ -103,7 +104,8 @@ function committer(store, agent, p) {
   const headers = { 'x-tongbu-replication': 'quorum' };
   return async ({ ns, key, state, timed }) => {
     const bytes = randomBytes(p.commitFileBytes);
-    const digest = createHash('sha256').update(bytes).digest();
+    const hash = storeAddress(bytes);
+    const digest = Buffer.from(hash.slice(hash.indexOf(':') + 1), 'hex');
     const len = Buffer.alloc(4);
     len.writeUInt32BE(bytes.length);
     const t0 = performance.now();
@@ -115,7 +117,6 @@ function committer(store, agent, p) {
     });
     if (up.status !== 200) throw new Error(`POST /v1/chunks: ${up.status} ${tail(up.text, 300)}`);
     const t1 = performance.now();
-    const hash = `sha256:${digest.toString('hex')}`;
     const entry = {
       kind: 'file',
       size: bytes.length,

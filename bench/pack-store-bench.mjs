@@ -7,7 +7,7 @@
 //
 // PARENT (default: the OS temp dir) should be on the filesystem the data directory lives on.
 import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ if (!existsSync(new URL('pack-chunk-store.js', DIST))) {
 }
 const { FileChunkStore } = await import(new URL('file-chunk-store.js', DIST).href);
 const { PackChunkStore } = await import(new URL('pack-chunk-store.js', DIST).href);
+const { storeAddress } = await import(new URL('../core/hash.js', DIST).href);
 
 const { values } = parseArgs({
   options: {
@@ -34,7 +35,7 @@ const CHUNK_BYTES = 64 * 1024;
 const TOTAL = CHUNKS * CHUNK_BYTES;
 
 const chunks = Array.from({ length: CHUNKS }, () => randomBytes(CHUNK_BYTES));
-const hashes = chunks.map((c) => `sha256:${createHash('sha256').update(c).digest('hex')}`);
+const hashes = chunks.map((c) => storeAddress(c));
 
 async function run(Store, mode) {
   execFileSync('sync'); // untimed: the previous run's writeback and deletes settle first

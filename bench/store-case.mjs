@@ -326,15 +326,24 @@ async function stopServer(srv) {
 }
 
 async function httpGet(url, token) {
-  try {
-    const res = await fetch(url, {
-      headers: token ? { authorization: `Bearer ${token}` } : {},
-      signal: AbortSignal.timeout(5000),
-    });
-    return { status: res.status, text: await res.text() };
-  } catch (e) {
-    return { status: null, text: String(e) };
+  // A second try: fetch may reuse a kept-alive socket the server has just
+  // closed (idle timeout), which fails the request without reaching the node.
+  let error = null;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const res = await fetch(url, {
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+        signal: AbortSignal.timeout(5000),
+      });
+      return { status: res.status, text: await res.text() };
+    } catch (e) {
+      error = e;
+    }
   }
+  return {
+    status: null,
+    text: `${error}${error?.cause ? ` (${error.cause.message ?? error.cause})` : ''}`,
+  };
 }
 
 // ---- tools ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { hashBytes, type ContentHash } from '../core/hash.js';
+import { storeAddress, type ContentHash } from '../core/hash.js';
 import { encodeBatch } from '../endpoints/tongbu/protocol.js';
 import { assertBuilt, removeTempDirs } from '../test-support/cli.js';
 import {
@@ -174,7 +174,7 @@ describe.skipIf(!etcdUp)('replicated store under faults (etcd catalog)', () => {
               const id = `c${c}-${seq++}`;
               const key = `files/${id}.txt`;
               const bytes = Buffer.from(`${id} ${createHash('sha256').update(id).digest('hex')}\n`);
-              const hash = hashBytes(bytes);
+              const hash = storeAddress(bytes);
               try {
                 const up = await call(
                   agent,

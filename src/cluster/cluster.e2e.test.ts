@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_TABLE } from '../core/errors.js';
-import { hashBytes } from '../core/hash.js';
+import { storeAddress } from '../core/hash.js';
 import { encodeBatch } from '../endpoints/tongbu/protocol.js';
 import {
   assertBuilt,
@@ -170,7 +170,7 @@ describe('replicated store (embedded catalog)', () => {
     expect(again.json.commit?.replication).toEqual({ mode: 'sync', replicas: 3, wanted: 3 });
     // A chunk sent twice in one batch counts once.
     const bytes = contentBytes(5000, 77);
-    const frame = { hash: hashBytes(bytes), bytes };
+    const frame = { hash: storeAddress(bytes), bytes };
     const dup = await httpCall(n1, '/v1/chunks', {
       method: 'POST',
       body: Buffer.concat(encodeBatch([frame, frame])),

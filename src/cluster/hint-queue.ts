@@ -9,7 +9,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { fromSystemError } from '../core/errors.js';
-import type { ContentHash } from '../core/hash.js';
+import { addressOfDigest, storeDigestHex, type ContentHash } from '../core/hash.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS hints (
@@ -25,8 +25,8 @@ CREATE TABLE IF NOT EXISTS repair_state (
 );
 `;
 
-const toBlob = (hash: ContentHash): Buffer => Buffer.from(hash.slice(7), 'hex');
-const toHash = (blob: Buffer): ContentHash => `sha256:${blob.toString('hex')}`;
+const toBlob = (hash: ContentHash): Buffer => Buffer.from(storeDigestHex(hash), 'hex');
+const toHash = (blob: Buffer): ContentHash => addressOfDigest(blob);
 
 export class HintQueue {
   private readonly db: Database.Database;

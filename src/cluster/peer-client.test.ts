@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { hashBytes } from '../core/hash.js';
+import { storeAddress } from '../core/hash.js';
 import { decodeBatch, type ChunkFrame } from '../endpoints/tongbu/protocol.js';
 import { PeerClient } from './peer-client.js';
 
@@ -31,7 +31,7 @@ async function peer(delayMs: number, status: number) {
 
 function frame(i: number): ChunkFrame {
   const bytes = Buffer.from(`chunk ${i}`);
-  return { hash: hashBytes(bytes), bytes };
+  return { hash: storeAddress(bytes), bytes };
 }
 
 describe('PeerClient.store', () => {

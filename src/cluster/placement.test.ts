@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { hashBytes } from '../core/hash.js';
+import { storeAddress } from '../core/hash.js';
 import { placeReplicas, placementNode, requiredAcks } from './placement.js';
 
-const chunks = Array.from({ length: 30_000 }, (_, i) => hashBytes(Buffer.from(`chunk ${i}`)));
+const chunks = Array.from({ length: 30_000 }, (_, i) => storeAddress(Buffer.from(`chunk ${i}`)));
 const ids = (nodes: { id: string }[]): string[] => nodes.map((n) => n.id);
 
 describe('placement', () => {

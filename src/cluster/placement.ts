@@ -32,7 +32,7 @@ function mix(h: number): number {
 
 /** The chunk's two leading 32-bit words (the hash is uniform already). */
 function chunkWords(hash: ContentHash): [number, number] {
-  // `sha256:` is 7 characters; 8 hex digits a word.
+  // `blake3:` is 7 characters; 8 hex digits a word.
   return [parseInt(hash.slice(7, 15), 16), parseInt(hash.slice(15, 23), 16)];
 }
 

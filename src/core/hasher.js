@@ -10,6 +10,13 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 
 /**
+ * The store's address algorithm (hash.ts re-exports it as STORE_HASH), here
+ * for workers, which load no TypeScript.
+ * @type {'blake3'}
+ */
+export const STORE_ALGORITHM = 'blake3';
+
+/**
  * The native blake3 binding, loaded on first use: a worker that never
  * hashes by blake3 starts without it.
  * @type {typeof import('@napi-rs/blake-hash') | undefined}

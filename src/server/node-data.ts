@@ -1,13 +1,15 @@
 /**
  * A node's data directory: `packs/` (the chunk store: pack files and their index), `catalog.db` (the
  * SQLite catalog of a single node), `node.id` (a cluster node's id), `hints.db` (a cluster node's
- * hint queue) and `admin.token` (written once, mode 0600, on first start).
+ * hint queue), `admin.token` (written once, mode 0600, on first start) and `format` (the store's
+ * format and address algorithm, checked at every open).
  */
 import { existsSync, mkdirSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ClusterNode, newNodeId } from '../cluster/cluster-node.js';
 import type { ReplicationMode } from '../cluster/placement.js';
 import { TongbuError } from '../core/errors.js';
+import { STORE_HASH } from '../core/hash.js';
 import type { Catalog, ClusterCatalog } from '../store/catalog.js';
 import { PackChunkStore } from '../store/pack-chunk-store.js';
 import { SqliteCatalog } from '../store/sqlite-catalog.js';
@@ -39,6 +41,27 @@ export interface ClusterSettings {
   readonly scrubBytesPerSec?: number;
 }
 
+/** What DIR/format holds: the store format and its address algorithm. */
+const FORMAT = `tongbu-store 2 ${STORE_HASH}`;
+
+/**
+ * Refuses a data directory of another format (a node from before blake3
+ * addresses left `packs/` and no `format`); marks a new one.
+ */
+function checkFormat(root: string): void {
+  const file = join(root, 'format');
+  const kept = existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined;
+  if (kept === FORMAT) return;
+  if (kept !== undefined || existsSync(join(root, 'packs'))) {
+    throw new TongbuError(
+      'SCHEMA_MISMATCH',
+      `${root} holds a store of format "${kept ?? 'tongbu-store 1 sha256'}", this tongbu reads "${FORMAT}": serve it with the tongbu that wrote it, sync its namespaces out, and into a new data directory`,
+      { data: { dir: root, format: kept ?? null } },
+    );
+  }
+  writeFileSync(file, `${FORMAT}\n`);
+}
+
 export function catalogPath(dir: string): string {
   return join(resolve(dir), 'catalog.db');
 }
@@ -65,6 +88,7 @@ export async function openNodeData(
 ): Promise<NodeData> {
   const root = resolve(dir);
   mkdirSync(root, { recursive: true });
+  checkFormat(root);
   const local = PackChunkStore.open(root);
   const settings = options.cluster;
   let store: Store;

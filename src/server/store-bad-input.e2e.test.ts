@@ -13,6 +13,7 @@ import { request as httpRequest } from 'node:http';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_TABLE, type ErrorCode } from '../core/errors.js';
+import type { ContentHash } from '../core/hash.js';
 import { encodeBatch } from '../endpoints/tongbu/protocol.js';
 import { MAX_OBJECT_BYTES } from '../store/chunk-store.js';
 import { encodeManifest } from '../store/manifest.js';
@@ -175,8 +176,8 @@ describe('bad requests get a 4xx and write nothing', () => {
     const honest = Array.from({ length: 5 }, () => randomBytes(40_000));
     const liar = randomBytes(40_000);
     const frames = [
-      ...honest.map((b) => ({ hash: chunkAddress(b) as `sha256:${string}`, bytes: b })),
-      { hash: chunkAddress(randomBytes(8)) as `sha256:${string}`, bytes: liar },
+      ...honest.map((b) => ({ hash: chunkAddress(b) as ContentHash, bytes: b })),
+      { hash: chunkAddress(randomBytes(8)) as ContentHash, bytes: liar },
     ];
     await refused('/v1/chunks', { body: Buffer.concat(encodeBatch(frames)) }, 422, 'HASH_MISMATCH');
     const missing = await httpCall(node, '/v1/chunks/missing', {
@@ -294,7 +295,7 @@ describe('bad requests get a 4xx and write nothing', () => {
       {
         token: readOnly,
         body: Buffer.concat(
-          encodeBatch([{ hash: chunkAddress(chunk) as `sha256:${string}`, bytes: chunk }]),
+          encodeBatch([{ hash: chunkAddress(chunk) as ContentHash, bytes: chunk }]),
         ),
       },
       403,
@@ -330,8 +331,8 @@ describe('bad requests get a 4xx and write nothing', () => {
     const present = randomBytes(20_000);
     await putChunk(node, present);
     const refs = [
-      { hash: chunkAddress(present) as `sha256:${string}`, size: present.length },
-      { hash: chunkAddress(absent) as `sha256:${string}`, size: absent.length },
+      { hash: chunkAddress(present) as ContentHash, size: present.length },
+      { hash: chunkAddress(absent) as ContentHash, size: absent.length },
     ];
     const manifest = encodeManifest(refs);
     await putChunk(node, manifest);

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { addressOfDigest } from '../core/hash.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   assertBuilt,
@@ -75,12 +76,12 @@ async function objectsOf(node: StoreNode, ns: string, key: string, ref: string):
 /** Which of `hashes` the node lacks (POST /v1/chunks/missing). */
 async function missing(node: StoreNode, hashes: readonly string[]): Promise<string[]> {
   const r = await httpCall(node, '/v1/chunks/missing', {
-    body: Buffer.concat(hashes.map((h) => Buffer.from(h.slice('sha256:'.length), 'hex'))),
+    body: Buffer.concat(hashes.map((h) => Buffer.from(h.slice('blake3:'.length), 'hex'))),
   });
   expect(r.status).toBe(200);
   const out: string[] = [];
   for (let at = 0; at < r.body.length; at += 32) {
-    out.push(`sha256:${r.body.toString('hex', at, at + 32)}`);
+    out.push(addressOfDigest(r.body, at));
   }
   return out;
 }

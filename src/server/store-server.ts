@@ -15,7 +15,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { TongbuError, type ErrorCode } from '../core/errors.js';
-import { isContentHash } from '../core/hash.js';
+import { isContentHash, STORE_HASH } from '../core/hash.js';
 import {
   API_PREFIX,
   decodeDigests,
@@ -231,6 +231,7 @@ export class StoreServer {
           ok: true,
           version: this.options.version,
           chunker: STORE_CHUNKER,
+          hash: STORE_HASH,
         };
         sendJson(res, 200, health);
         return;

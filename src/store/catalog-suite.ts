@@ -29,7 +29,7 @@ export interface ClusterCatalogFactory<C extends ClusterCatalog> {
   destroy(where: string): Promise<void>;
 }
 
-const h = (n: number): ContentHash => `sha256:${n.toString(16).padStart(64, '0')}`;
+const h = (n: number): ContentHash => `blake3:${n.toString(16).padStart(64, '0')}`;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Waits until `check` holds, polling; fails after `ms`. */

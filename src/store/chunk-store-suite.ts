@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isTongbuError } from '../core/errors.js';
-import { hashBytes, type ContentHash } from '../core/hash.js';
+import { storeAddress, type ContentHash } from '../core/hash.js';
 import { MAX_OBJECT_BYTES, type ChunkStore } from './chunk-store.js';
 
 export interface ChunkStoreFactory<S extends ChunkStore> {
@@ -67,12 +67,12 @@ export function runChunkStoreSuite<S extends ChunkStore>(
       for (const size of [0, 1, 16 * 1024, 64 * 1024 + 7, 256 * 1024]) {
         const bytes = randomBytes(size);
         const hash = await store.put(bytes);
-        expect(hash).toBe(hashBytes(bytes));
+        expect(hash).toBe(storeAddress(bytes));
         expect(await store.has(hash)).toBe(true);
         expect(Buffer.from(await store.get(hash)).equals(bytes)).toBe(true);
         expect(store.getSync(hash).equals(bytes)).toBe(true);
       }
-      const absent = hashBytes(Buffer.from('never stored'));
+      const absent = storeAddress(Buffer.from('never stored'));
       expect(await store.has(absent)).toBe(false);
       expect(codeOf(() => store.getSync(absent))).toBe('NOT_FOUND');
       expect(codeOf(() => store.getSync('sha256:xyz'))).toBe('BAD_ARGUMENT');
@@ -91,13 +91,13 @@ export function runChunkStoreSuite<S extends ChunkStore>(
     it('stores nothing when the bytes do not hash to the expected hash', async () => {
       const store = open();
       const bytes = randomBytes(1000);
-      const wrong = hashBytes(Buffer.from('something else'));
+      const wrong = storeAddress(Buffer.from('something else'));
       // (awaited inside an async function: FileChunkStore.put throws instead of rejecting)
       await expect((async () => store.put(bytes, wrong))()).rejects.toMatchObject({
         code: 'HASH_MISMATCH',
         retryable: false,
       });
-      expect(await store.has(hashBytes(bytes))).toBe(false);
+      expect(await store.has(storeAddress(bytes))).toBe(false);
       expect(await store.has(wrong)).toBe(false);
       expect(store.stats()).toEqual({ objects: 0, bytes: 0 });
     });
@@ -112,7 +112,7 @@ export function runChunkStoreSuite<S extends ChunkStore>(
       const store = open();
       const a = store.putSync(randomBytes(100));
       const b = store.putSync(randomBytes(100));
-      const absent = [hashBytes(Buffer.from('x')), hashBytes(Buffer.from('y'))];
+      const absent = [storeAddress(Buffer.from('x')), storeAddress(Buffer.from('y'))];
       const before = mtimeOf(store, a)!;
       await sleep(20);
       expect(store.missing([absent[0]!, a, absent[1]!, b])).toEqual(absent);
@@ -176,7 +176,7 @@ export function runChunkStoreSuite<S extends ChunkStore>(
       for (const b of later) store.putSync(b);
       store = reopen(store);
       for (const b of [...synced, ...later]) {
-        expect(store.getSync(hashBytes(b)).equals(b)).toBe(true);
+        expect(store.getSync(storeAddress(b)).equals(b)).toBe(true);
       }
       expect(store.stats()).toEqual({ objects: 3, bytes: 15000 });
     });
@@ -208,7 +208,7 @@ export function runChunkStoreSuite<S extends ChunkStore>(
       const { checked, removed } = store.recover();
       expect(removed).toEqual([tornHash]);
       expect(checked).toBeGreaterThanOrEqual(2);
-      for (const b of [...good, late]) expect(store.getSync(hashBytes(b)).equals(b)).toBe(true);
+      for (const b of [...good, late]) expect(store.getSync(storeAddress(b)).equals(b)).toBe(true);
       expect(codeOf(() => store.getSync(tornHash))).toBe('NOT_FOUND');
       expect(store.missing([tornHash])).toEqual([tornHash]);
       expect(store.stats().objects).toBe(3);

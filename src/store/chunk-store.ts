@@ -6,7 +6,7 @@
  * far durable, and a commit calls it before it moves a ref.
  */
 import { TongbuError } from '../core/errors.js';
-import { hashBytes, type ContentHash } from '../core/hash.js';
+import { storeAddress, type ContentHash } from '../core/hash.js';
 import type { ObjectStore } from './object-store.js';
 
 /** The largest chunk or object accepted: larger content is split by the client. */
@@ -67,7 +67,7 @@ export function checkObjectBytes(bytes: Uint8Array, expected?: ContentHash): Con
       `chunk of ${bytes.length} bytes exceeds ${MAX_OBJECT_BYTES}`,
     );
   }
-  const hash = hashBytes(bytes);
+  const hash = storeAddress(bytes);
   if (expected !== undefined && hash !== expected) {
     throw new TongbuError('HASH_MISMATCH', `chunk bytes hash to ${hash}, not ${expected}`, {
       data: { expected, actual: hash },

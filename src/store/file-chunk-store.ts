@@ -1,6 +1,6 @@
 /**
  * A chunk store of one file per chunk: every chunk and object is a file
- * `chunks/sha256/ab/cd/<hex>` named by the hash of its bytes. A write goes to
+ * `chunks/blake3/ab/cd/<hex>` named by the hash of its bytes. A write goes to
  * `tmp/`, is hashed and checked, then renamed into place, so a chunk is
  * visible whole or not at all and never under a wrong name.
  *
@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fromSystemError, TongbuError } from '../core/errors.js';
-import { hashBytes, parseHash, type ContentHash } from '../core/hash.js';
+import { algorithmOf, hashBytes, parseHash, type ContentHash } from '../core/hash.js';
 import {
   checkObjectBytes,
   type ChunkStore,
@@ -74,7 +74,7 @@ export class FileChunkStore implements ChunkStore {
       }
       throw fromSystemError(err, path, 'cannot read chunk');
     }
-    const actual = hashBytes(bytes);
+    const actual = hashBytes(bytes, algorithmOf(hash));
     if (actual !== hash) {
       throw new TongbuError(
         'HASH_MISMATCH',
@@ -202,7 +202,7 @@ export class FileChunkStore implements ChunkStore {
     for (const e of this.entries()) {
       if (e.mtimeMs < since) continue;
       checked++;
-      if (hashBytes(fs.readFileSync(e.path)) !== e.hash) {
+      if (hashBytes(fs.readFileSync(e.path), algorithmOf(e.hash)) !== e.hash) {
         fs.rmSync(e.path, { force: true });
         removed.push(e.hash);
       }

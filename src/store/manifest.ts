@@ -1,18 +1,20 @@
 /**
  * A manifest is the ordered chunk list of one file, stored as an object. The
- * binary form is `TBM1`, a u32 count, then per chunk its 32-byte sha256
- * digest and a u32 length (big-endian): 36 bytes a chunk, so a 1 GiB file of
- * 64 KiB chunks costs a 590 KB manifest and the catalog nothing.
+ * binary form is `TBM2`, a u32 count, then per chunk its 32-byte blake3
+ * digest (STORE_HASH) and a u32 length (big-endian): 36 bytes a chunk, so a
+ * 1 GiB file of 64 KiB chunks costs a 590 KB manifest and the catalog
+ * nothing. (`TBM1` was the same with sha256 digests, before stores moved
+ * to blake3 addresses.)
  */
 import { TongbuError } from '../core/errors.js';
-import { parseHash, type ContentHash } from '../core/hash.js';
+import { addressOfDigest, storeDigestHex, type ContentHash } from '../core/hash.js';
 
 export interface ChunkRef {
   readonly hash: ContentHash;
   readonly size: number;
 }
 
-const MAGIC = 0x54424d31; // "TBM1"
+const MAGIC = 0x54424d32; // "TBM2"
 const RECORD = 36;
 
 export function encodeManifest(chunks: readonly ChunkRef[]): Buffer {
@@ -20,10 +22,8 @@ export function encodeManifest(chunks: readonly ChunkRef[]): Buffer {
   out.writeUInt32BE(MAGIC, 0);
   out.writeUInt32BE(chunks.length, 4);
   chunks.forEach((c, i) => {
-    const { algorithm, hex } = parseHash(c.hash);
-    if (algorithm !== 'sha256') throw new TongbuError('BAD_ARGUMENT', `unsupported hash ${c.hash}`);
     const at = 8 + i * RECORD;
-    out.write(hex, at, 'hex');
+    out.write(storeDigestHex(c.hash), at, 'hex');
     out.writeUInt32BE(c.size, at + 32);
   });
   return out;
@@ -39,7 +39,7 @@ export function decodeManifest(bytes: Uint8Array): ChunkRef[] {
   for (let i = 0; i < count; i++) {
     const at = 8 + i * RECORD;
     chunks[i] = {
-      hash: `sha256:${buf.toString('hex', at, at + 32)}`,
+      hash: addressOfDigest(buf, at),
       size: buf.readUInt32BE(at + 32),
     };
   }

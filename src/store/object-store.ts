@@ -5,7 +5,7 @@
  * for unit tests and counts reads, so tests can show what an operation costs.
  */
 import { TongbuError } from '../core/errors.js';
-import { hashBytes, type ContentHash } from '../core/hash.js';
+import { storeAddress, type ContentHash } from '../core/hash.js';
 
 export interface ObjectStore {
   /** The bytes stored under `hash`; NOT_FOUND when absent. */
@@ -32,7 +32,7 @@ export class MemoryObjectStore implements ObjectStore {
   }
 
   put(bytes: Uint8Array, expected?: ContentHash): Promise<ContentHash> {
-    const hash = hashBytes(bytes);
+    const hash = storeAddress(bytes);
     if (expected !== undefined && expected !== hash) {
       return Promise.reject(
         new TongbuError('HASH_MISMATCH', `bytes hash to ${hash}, not ${expected}`, {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { hashBytes, type ContentHash } from '../core/hash.js';
+import { storeAddress, type ContentHash } from '../core/hash.js';
 import { writeTsChildScript } from '../test-support/ts-child.js';
 import { PackChunkStore, type PackChunkStoreOptions } from './pack-chunk-store.js';
 
@@ -131,7 +131,7 @@ describe('PackChunkStore', () => {
     store.putSync(kept);
     store.putSync(randomBytes(64 * KiB)); // the next pack
     store.remove(gone!);
-    store.remove(hashBytes(kept));
+    store.remove(storeAddress(kept));
     const at = store.location(damaged!)!;
     flipByte(at.path, at.offset);
     const report = await store.compact({ quietMs: 0 });
@@ -148,7 +148,7 @@ describe('PackChunkStore', () => {
     store.close();
     fs.truncateSync(join(dir, 'packs', 'pack-00000001.dat'), 15 * KiB);
     store = open();
-    expect(store.getSync(hashBytes(first)).equals(first)).toBe(true);
+    expect(store.getSync(storeAddress(first)).equals(first)).toBe(true);
     expect(store.missing([cut])).toEqual([cut]);
     expect(store.stats()).toEqual({ objects: 1, bytes: 10 * KiB });
   });
@@ -195,7 +195,7 @@ describe('PackChunkStore', () => {
     const run = await runWriter(dir, 'exit');
     expect(run).toMatchObject({ code: 0, signal: null });
     const store = open();
-    const hashes = Array.from({ length: 100 }, (_, i) => hashBytes(writerChunk(i)));
+    const hashes = Array.from({ length: 100 }, (_, i) => storeAddress(writerChunk(i)));
     expect(store.missing(hashes)).toEqual(hashes.slice(0, 10));
     for (let i = 10; i < 100; i++)
       expect(store.getSync(hashes[i]!).equals(writerChunk(i))).toBe(true);
@@ -209,11 +209,11 @@ describe('PackChunkStore', () => {
     store.recover();
     for (let i = 0; i < run.synced; i++) {
       const bytes = writerChunk(i);
-      expect(store.getSync(hashBytes(bytes)).equals(bytes)).toBe(true);
+      expect(store.getSync(storeAddress(bytes)).equals(bytes)).toBe(true);
     }
     let listed = 0;
     for (const e of store.entries()) {
-      expect(hashBytes(store.getSync(e.hash))).toBe(e.hash);
+      expect(storeAddress(store.getSync(e.hash))).toBe(e.hash);
       listed++;
     }
     expect(listed).toBeGreaterThanOrEqual(run.synced);

@@ -32,7 +32,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { fromSystemError, isTongbuError, toTongbuError, TongbuError } from '../core/errors.js';
-import { hashBytes, parseHash, type ContentHash } from '../core/hash.js';
+import { addressOfDigest, storeAddress, storeDigestHex, type ContentHash } from '../core/hash.js';
 import {
   checkObjectBytes,
   MAX_OBJECT_BYTES,
@@ -105,8 +105,8 @@ interface IndexRow extends Location {
 const fdatasync = promisify(fs.fdatasync);
 const fsOpen = promisify(fs.open);
 const fsClose = promisify(fs.close);
-const toKey = (hash: ContentHash): Buffer => Buffer.from(parseHash(hash).hex, 'hex');
-const toHash = (key: Buffer): ContentHash => `sha256:${key.toString('hex')}`;
+const toKey = (hash: ContentHash): Buffer => Buffer.from(storeDigestHex(hash), 'hex');
+const toHash = (key: Buffer): ContentHash => addressOfDigest(key);
 const packName = (n: number): string => `pack-${String(n).padStart(8, '0')}.dat`;
 
 export class PackChunkStore implements ChunkStore {
@@ -185,7 +185,7 @@ export class PackChunkStore implements ChunkStore {
     const row = this.lookup(hash);
     if (!row) throw new TongbuError('NOT_FOUND', `no chunk ${hash}`, { data: { hash } });
     const bytes = this.read(row);
-    const actual = bytes.length === row.length ? hashBytes(bytes) : undefined;
+    const actual = bytes.length === row.length ? storeAddress(bytes) : undefined;
     if (actual !== hash) {
       const why = actual ? `hashes to ${actual}` : `truncated to ${bytes.length} bytes`;
       throw new TongbuError('HASH_MISMATCH', `stored chunk ${hash} is damaged (${why})`, {
@@ -549,7 +549,9 @@ export class PackChunkStore implements ChunkStore {
       if (isTongbuError(err, 'NOT_FOUND')) return undefined;
       throw err;
     }
-    return bytes.length === row.length && hashBytes(bytes) === toHash(row.hash) ? bytes : undefined;
+    return bytes.length === row.length && storeAddress(bytes) === toHash(row.hash)
+      ? bytes
+      : undefined;
   }
 
   /** An fd of the pack, opened on first use; the least recently used read-only ones are closed. */

@@ -186,7 +186,7 @@ describe('prolly tree format', () => {
     const items = Array.from({ length: 2000 }, (_, i) => ({ key: `k${i}`, value: { i } }));
     const root = await buildTree(store, items);
     expect(await treeShape(store, root)).toEqual({ depth: 3, nodes: 71 });
-    expect(root).toBe('sha256:4ef9ddee3568bcea1cf520a396a155a78bc8e176608e43f7f530a11c5bd79639');
+    expect(root).toBe('blake3:f28626f57f199a9084975cbca39a076e34002d72fc3bdeb18a1bc8de5eca4090');
   });
 
   it('refuses repeated keys, non-JSON values and malformed keys', async () => {

@@ -11,7 +11,7 @@
  * can hold keys in range; diffTrees (prolly-diff.ts) skips equal subtrees.
  */
 import { TongbuError } from '../core/errors.js';
-import { hashBytes, type ContentHash } from '../core/hash.js';
+import { storeAddress, type ContentHash } from '../core/hash.js';
 import {
   checkKey,
   childEntry,
@@ -193,7 +193,7 @@ async function rewriteLevel(
   let pending: Entry[] = [];
   const emit = (): void => {
     const bytes = encodeNode(level, pending);
-    const hash = hashBytes(bytes);
+    const hash = storeAddress(bytes);
     if (!old.has(hash)) fresh.set(hash, { level, entries: pending, bytes });
     emitted.push(childEntry(pending, hash));
     pending = [];

@@ -19,7 +19,7 @@ runClusterCatalogSuite('SqliteCatalog', {
   destroy: (file) => Promise.resolve(rmSync(dirname(file), { recursive: true, force: true })),
 });
 
-const h = (n: number): ContentHash => `sha256:${n.toString(16).padStart(64, '0')}`;
+const h = (n: number): ContentHash => `blake3:${n.toString(16).padStart(64, '0')}`;
 
 describe('SqliteCatalog', () => {
   const dirs: string[] = [];

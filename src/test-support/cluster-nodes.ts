@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import type { ClusterStatus, NodeStatus, RepairReport } from '../cluster/cluster-node.js';
-import type { ContentHash } from '../core/hash.js';
+import { addressOfDigest, type ContentHash } from '../core/hash.js';
 import { makeTempDir } from './cli.js';
 import { freePort, httpCall, startStoreNode, type StoreNode } from './store-node.js';
 
@@ -109,7 +109,7 @@ export const runRepair = (node: StoreNode): Promise<RepairReport> =>
 export const runScrub = (node: StoreNode): Promise<RepairReport> =>
   getJson(node, '/v1/cluster/scrub', 'POST');
 
-const toHash = (digest: Buffer): ContentHash => `sha256:${digest.toString('hex')}`;
+const toHash = (digest: Buffer): ContentHash => addressOfDigest(digest);
 
 /** Every object a node's index lists (read from its data directory). */
 export function storedHashes(node: StoreNode): ContentHash[] {

@@ -5,12 +5,12 @@
  * and the bytes of object data in its data directory. Every node started here
  * is tracked and ended by PID in {@link stopAllNodes}.
  */
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import * as path from 'node:path';
+import { storeAddress } from '../core/hash.js';
 import { makeTempDir, startCli, type CliResult, type RunningCli } from './cli.js';
 
 export interface StoreNodeOptions {
@@ -296,9 +296,9 @@ export function storedBytes(dataDir: string): number {
   return bytes;
 }
 
-/** `sha256:<hex>` of bytes: the address of a chunk. */
+/** The store address (`blake3:<hex>`) of bytes: the address of a chunk. */
 export function chunkAddress(bytes: Uint8Array): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  return storeAddress(bytes);
 }
 
 /** Stores one chunk with PUT /v1/chunks/<hash>; returns its address. */

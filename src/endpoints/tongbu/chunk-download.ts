@@ -6,7 +6,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { TongbuError } from '../../core/errors.js';
 import type { ChunkerOptions } from '../../core/fastcdc.js';
-import { hashBytes, type ContentHash } from '../../core/hash.js';
+import { storeAddress, type ContentHash } from '../../core/hash.js';
 import { decodeManifest, type ChunkRef } from '../../store/manifest.js';
 import type { StoredEntry } from '../../store/stored-entry.js';
 import type { ReadOptions } from '../endpoint.js';
@@ -96,7 +96,7 @@ async function* readChunks(
 }
 
 function check(hash: ContentHash, bytes: Uint8Array): void {
-  const actual = hashBytes(bytes);
+  const actual = storeAddress(bytes);
   if (actual !== hash) {
     throw new TongbuError('HASH_MISMATCH', `chunk ${hash} arrived as ${actual}`, {
       data: { hash },
@@ -129,7 +129,7 @@ async function indexBasis(path: string, chunker: ChunkerOptions): Promise<BasisI
   const cutter = createChunkCutter(chunker);
   const note = (chunks: readonly CutChunk[]): void => {
     for (const c of chunks)
-      where.set(hashBytes(c.bytes), { offset: c.offset, length: c.bytes.length });
+      where.set(storeAddress(c.bytes), { offset: c.offset, length: c.bytes.length });
   };
   try {
     const block = Buffer.allocUnsafe(BASIS_BLOCK);
@@ -152,7 +152,7 @@ async function indexBasis(path: string, chunker: ChunkerOptions): Promise<BasisI
       if (!at || at.length !== ref.size) return undefined;
       const bytes = Buffer.allocUnsafe(at.length);
       if (readSync(fd, bytes, 0, at.length, at.offset) !== at.length) return undefined;
-      return hashBytes(bytes) === ref.hash ? bytes : undefined;
+      return storeAddress(bytes) === ref.hash ? bytes : undefined;
     },
     close: () => closeSync(fd),
   };

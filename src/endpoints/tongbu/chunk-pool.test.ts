@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isTongbuError } from '../../core/errors.js';
 import { chunkBuffer, type ChunkerOptions } from '../../core/fastcdc.js';
-import { hashBytes, type HashAlgorithm } from '../../core/hash.js';
+import { hashBytes, storeAddress, type HashAlgorithm } from '../../core/hash.js';
 import { ChunkPool, type HashedChunk } from './chunk-pool.js';
 
 const SMALL: ChunkerOptions = { minSize: 1024, avgSize: 4096, maxSize: 16384 };
@@ -60,7 +60,7 @@ function expected(
   return {
     chunks: chunkBuffer(data, SMALL).map((c) => {
       const bytes = data.subarray(c.offset, c.offset + c.length);
-      return { hash: hashBytes(bytes), hex: bytes.toString('hex') };
+      return { hash: storeAddress(bytes), hex: bytes.toString('hex') };
     }),
     hash: hashBytes(data, algorithm),
   };

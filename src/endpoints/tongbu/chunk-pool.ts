@@ -1,6 +1,6 @@
 /**
  * Chunking and hashing of large uploads in worker threads (chunk-worker.js),
- * one per core: FastCDC, the sha256 of every chunk and the whole-content
+ * one per core: FastCDC, the blake3 address of every chunk and the whole-content
  * hash are most of what an upload costs the client, and on the main thread
  * they would run one file at a time whatever the parallelism. A session is
  * one file on one worker; its pieces are chunked in order there, and come

@@ -10,7 +10,7 @@ import { fromSystemError, TongbuError } from '../../core/errors.js';
 import {
   ContentHasher,
   DEFAULT_HASH,
-  hashBytes,
+  storeAddress,
   type ContentHash,
   type HashAlgorithm,
 } from '../../core/hash.js';
@@ -40,7 +40,7 @@ export interface UploadedContent {
 
 export interface UploadOptions {
   readonly signal?: AbortSignal;
-  /** The algorithm of the whole-content hash (chunks are always addressed by sha256). */
+  /** The algorithm of the whole-content hash (chunks are always addressed by STORE_HASH). */
   readonly algorithm?: HashAlgorithm;
   readonly onBytes?: (bytes: number) => void;
   /** Chunk and hash in these worker threads instead of this one. */
@@ -92,7 +92,7 @@ export async function uploadContent(
   if (refs.length === 1) data = refs[0]!.hash;
   else if (refs.length > 1) {
     const manifest = encodeManifest(refs);
-    data = hashBytes(manifest);
+    data = storeAddress(manifest);
     await batcher.add({ hash: data, size: manifest.length, bytes: manifest });
   }
   await batcher.drain();
@@ -119,7 +119,7 @@ async function chunkHere(
   const cutter = createChunkCutter(chunker);
   const fileHash = new ContentHasher(options.algorithm);
   const hashed = (chunks: readonly CutChunk[]): Offer[] =>
-    chunks.map((c) => ({ hash: hashBytes(c.bytes), size: c.bytes.length, bytes: c.bytes }));
+    chunks.map((c) => ({ hash: storeAddress(c.bytes), size: c.bytes.length, bytes: c.bytes }));
   for await (const piece of content) {
     options.signal?.throwIfAborted();
     fileHash.update(piece);

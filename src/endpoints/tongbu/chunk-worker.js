@@ -1,7 +1,7 @@
 // @ts-check
 /**
  * A worker thread that chunks and hashes uploads (see chunk-pool.ts): per
- * session, FastCDC over the content in order, sha256 of every chunk and
+ * session, FastCDC over the content in order, the store address (blake3) of every chunk and
  * the whole-content hash. A stream session's pieces arrive transferred and
  * go back transferred with the chunks they completed, so the main thread,
  * which sends the chunk bytes, never copies them twice. A file session
@@ -10,12 +10,11 @@
  * lacks, and no others.
  */
 import { Buffer } from 'node:buffer';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { setImmediate } from 'node:timers';
 import { parentPort } from 'node:worker_threads';
 import { FastCdcCore } from '../../core/fastcdc-core.js';
-import { hasherOf } from '../../core/hasher.js';
+import { hasherOf, STORE_ALGORITHM } from '../../core/hasher.js';
 
 if (!parentPort) throw new Error('chunk-worker must run as a worker thread');
 const port = parentPort;
@@ -23,7 +22,7 @@ const port = parentPort;
 /**
  * @typedef {object} Session
  * @property {FastCdcCore} cdc
- * @property {import('node:crypto').Hash} chunk sha256 of the chunk in progress
+ * @property {{ update(bytes: Uint8Array): void, digest(): import('../../core/hash.js').ContentHash }} chunk address hasher of the chunk in progress
  * @property {number} hashed absolute offset up to which `chunk` has its bytes
  * @property {{ update(bytes: Uint8Array): void, digest(): import('../../core/hash.js').ContentHash }} whole
  * @property {FileRead} [file] a file session's file, read here
@@ -43,7 +42,7 @@ const port = parentPort;
 const sessions = new Map();
 
 /**
- * The sha256 of each chunk that ends in `piece` (which starts at absolute
+ * The address of each chunk that ends in `piece` (which starts at absolute
  * offset `base`); the bytes after the last cut start the next chunk.
  * @param {Session} s
  * @param {Uint8Array} piece
@@ -56,8 +55,8 @@ function digests(s, piece, base, cuts) {
   for (const cut of cuts) {
     const end = cut.offset + cut.length;
     s.chunk.update(piece.subarray(s.hashed - base, end - base));
-    hashes.push(`sha256:${s.chunk.digest('hex')}`);
-    s.chunk = createHash('sha256');
+    hashes.push(s.chunk.digest());
+    s.chunk = hasherOf(STORE_ALGORITHM);
     s.hashed = end;
   }
   s.chunk.update(piece.subarray(s.hashed - base));
@@ -82,7 +81,7 @@ const buffer = Buffer.allocUnsafe(BLOCK);
 function sessionOf(msg) {
   return {
     cdc: new FastCdcCore(msg.chunker),
-    chunk: createHash('sha256'),
+    chunk: hasherOf(STORE_ALGORITHM),
     hashed: 0,
     whole: hasherOf(msg.algorithm),
   };

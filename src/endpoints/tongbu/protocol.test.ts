@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { hashBytes } from '../../core/hash.js';
+import { storeAddress } from '../../core/hash.js';
 import { BatchDecoder, decodeBatch, encodeBatch, type ChunkFrame } from './protocol.js';
 
-const frame = (bytes: Uint8Array): ChunkFrame => ({ hash: hashBytes(bytes), bytes });
+const frame = (bytes: Uint8Array): ChunkFrame => ({ hash: storeAddress(bytes), bytes });
 const plain = (frames: readonly ChunkFrame[]) =>
   frames.map((f) => ({ hash: f.hash, bytes: Buffer.from(f.bytes).toString('hex') }));
 

@@ -4,7 +4,12 @@
  * rest. docs/API.md describes the routes.
  */
 import { TongbuError } from '../../core/errors.js';
-import { parseHash, type ContentHash } from '../../core/hash.js';
+import {
+  addressOfDigest,
+  storeDigestHex,
+  type ContentHash,
+  type HashAlgorithm,
+} from '../../core/hash.js';
 import type { ChunkerOptions } from '../../core/fastcdc.js';
 
 export const API_PREFIX = '/v1';
@@ -28,14 +33,14 @@ export interface HealthResponse {
   readonly ok: true;
   readonly version: string;
   readonly chunker: ChunkerOptions;
+  /** The node's address algorithm (absent: an older node, sha256). */
+  readonly hash?: HashAlgorithm;
 }
 
 export function encodeDigests(hashes: readonly ContentHash[]): Buffer {
   const out = Buffer.alloc(hashes.length * DIGEST_BYTES);
   hashes.forEach((h, i) => {
-    const { algorithm, hex } = parseHash(h);
-    if (algorithm !== 'sha256') throw new TongbuError('BAD_ARGUMENT', `unsupported hash ${h}`);
-    out.write(hex, i * DIGEST_BYTES, 'hex');
+    out.write(storeDigestHex(h), i * DIGEST_BYTES, 'hex');
   });
   return out;
 }
@@ -50,7 +55,7 @@ export function decodeDigests(bytes: Uint8Array): ContentHash[] {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out: ContentHash[] = [];
   for (let at = 0; at < buf.length; at += DIGEST_BYTES) {
-    out.push(`sha256:${buf.toString('hex', at, at + DIGEST_BYTES)}`);
+    out.push(addressOfDigest(buf, at));
   }
   return out;
 }
@@ -66,7 +71,7 @@ export function encodeBatch(frames: readonly ChunkFrame[]): Buffer[] {
   const parts: Buffer[] = [];
   for (const f of frames) {
     const head = Buffer.alloc(DIGEST_BYTES + 4);
-    head.write(parseHash(f.hash).hex, 0, 'hex');
+    head.write(storeDigestHex(f.hash), 0, 'hex');
     head.writeUInt32BE(f.bytes.length, DIGEST_BYTES);
     parts.push(head, Buffer.from(f.bytes.buffer, f.bytes.byteOffset, f.bytes.byteLength));
   }
@@ -151,7 +156,7 @@ export class BatchDecoder {
   /** Reads the digest and length at `at`; the head buffer keeps the length. */
   private startFrame(from: Buffer, at: number): void {
     if (from !== this.head) from.copy(this.head, 0, at, at + this.head.length);
-    const hash: ContentHash = `sha256:${this.head.toString('hex', 0, DIGEST_BYTES)}`;
+    const hash = addressOfDigest(this.head);
     if (this.head.readUInt32BE(DIGEST_BYTES) === 0) this.frames.push({ hash, bytes: EMPTY });
     else this.hash = hash;
   }

@@ -6,7 +6,7 @@
  * or the new one, never a mix.
  */
 import { TongbuError } from '../../core/errors.js';
-import { algorithmOf, hashStream, type ContentHash } from '../../core/hash.js';
+import { algorithmOf, hashStream, STORE_HASH, type ContentHash } from '../../core/hash.js';
 import type { ChunkerOptions } from '../../core/fastcdc.js';
 import type { Key } from '../../core/key.js';
 import type { CommitResult, EntryChange } from '../../store/store.js';
@@ -107,7 +107,14 @@ export class TongbuEndpoint implements Endpoint {
   }
 
   async open(options: { readonly create: boolean }): Promise<void> {
-    this.chunker = (await this.client.health()).chunker;
+    const health = await this.client.health();
+    if ((health.hash ?? 'sha256') !== STORE_HASH) {
+      throw new TongbuError(
+        'SCHEMA_MISMATCH',
+        `${this.url}: the node (tongbu ${health.version}) addresses chunks by ${health.hash ?? 'sha256'}, this client by ${STORE_HASH}; run the same tongbu version on both`,
+      );
+    }
+    this.chunker = health.chunker;
     if (options.create && this.target.ref !== undefined && !this.target.ref.startsWith('heads/')) {
       throw new TongbuError(
         'BAD_URL',

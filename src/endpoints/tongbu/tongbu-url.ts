@@ -18,7 +18,7 @@ export interface TongbuUrl {
 }
 
 const NAMESPACE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const REF = /^(?:(?:heads|tags)\/)?[A-Za-z0-9][A-Za-z0-9._-]{0,127}$|^sha256:[0-9a-f]{64}$/;
+const REF = /^(?:(?:heads|tags)\/)?[A-Za-z0-9][A-Za-z0-9._-]{0,127}$|^blake3:[0-9a-f]{64}$/;
 const HOST = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 
 export function isTongbuUrl(spec: string): boolean {
