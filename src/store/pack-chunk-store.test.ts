@@ -42,6 +42,32 @@ describe('PackChunkStore', () => {
     for (const [hash, bytes] of objects) expect(store.getSync(hash).equals(bytes)).toBe(true);
   };
 
+  it('a gc in another process sees the touches of missing(): what an upload was told is there stays', async () => {
+    const server = open();
+    const asked = server.putSync(randomBytes(4 * KiB));
+    const forgotten = server.putSync(randomBytes(4 * KiB));
+    server.close();
+    const node = open();
+    await new Promise((r) => setTimeout(r, 20));
+    const cutoff = Date.now();
+    expect(node.missing([asked])).toEqual([]);
+    // A second process (the `tongbu gc` command) removes what was untouched since the cutoff.
+    const gc = open();
+    const seen = new Map([...gc.entries()].map((e) => [e.hash, e.mtimeMs]));
+    expect(seen.get(asked)).toBeGreaterThanOrEqual(cutoff);
+    expect(seen.get(forgotten)).toBeLessThan(cutoff);
+    gc.remove(asked, cutoff);
+    gc.remove(forgotten, cutoff);
+    expect(await gc.has(asked)).toBe(true);
+    expect(await gc.has(forgotten)).toBe(false);
+    // A touch logged after the gc read its entries still wins over the removal.
+    const later = Date.now() + 1;
+    await new Promise((r) => setTimeout(r, 5));
+    expect(node.missing([asked])).toEqual([]);
+    gc.remove(asked, later);
+    expect(await node.has(asked)).toBe(true);
+  });
+
   it('appends objects to a pack indexed in packs/index.db', () => {
     const store = open();
     const bytes = randomBytes(64 * KiB);

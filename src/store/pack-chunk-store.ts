@@ -6,6 +6,11 @@
  * Appending costs one pwrite instead of a file create, rename and directory
  * entries, which is what bounds FileChunkStore on small chunks.
  *
+ * Touches (a `missing` answer that a chunk is present, a write of a present
+ * chunk) are appended to `touch_log` rather than rewriting the object's row:
+ * a batch of scattered keys would otherwise dirty a page of the index per
+ * key. `entries()` and a gc's `remove` fold the log into the rows first.
+ *
  * A chunk is visible once its index row exists, and the row is written after
  * the bytes, so it is visible whole or not at all. Rows are batched: they wait
  * in memory (where lookups see them) and are committed every FLUSH_ROWS
@@ -61,6 +66,7 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE INDEX IF NOT EXISTS objects_by_location ON objects (pack, "offset");
 CREATE INDEX IF NOT EXISTS objects_by_seq ON objects (seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS touch_log (ms INTEGER NOT NULL, hash BLOB NOT NULL);
 `;
 
 export interface PackChunkStoreOptions {
@@ -238,10 +244,35 @@ export class PackChunkStore implements ChunkStore {
   missing(hashes: readonly ContentHash[]): ContentHash[] {
     this.flushIfFull();
     const now = Date.now();
-    const absent = this.db.transaction(() => hashes.filter((h) => !this.touch(h, now)))();
-    // Touches are written at once: a gc in another process must see them.
-    this.flush();
-    return absent;
+    // Looked up and touched in one write transaction: a gc in another
+    // process sees the touches, or runs wholly before and the answer says
+    // absent. Touches are appended to a log (a few pages a batch) instead of
+    // rewriting each row's page of the index; gc folds the log in first.
+    const run = this.db.transaction(() =>
+      hashes.filter((h) => {
+        const waiting = this.puts.get(h);
+        if (waiting) {
+          waiting.touchedMs = now;
+          return false;
+        }
+        if (this.removes.has(h)) return true;
+        const key = toKey(h);
+        if (this.sql.present.get(key) === undefined) return true;
+        this.sql.logTouch.run(now, key);
+        return false;
+      }),
+    );
+    try {
+      return run.immediate();
+    } catch (err) {
+      throw storeError(err, this.indexFile, 'cannot read chunk index');
+    }
+  }
+
+  /** Moves the logged touches into the index rows (newest wins) and empties the log. */
+  private foldTouches(): void {
+    this.sql.foldTouches.run();
+    this.sql.clearTouches.run();
   }
 
   /**
@@ -263,6 +294,8 @@ export class PackChunkStore implements ChunkStore {
   /** Every stored object, read from the index a page at a time (removing while iterating is fine). */
   *entries(): Generator<StoredObject> {
     let after: Buffer = Buffer.alloc(0);
+    this.flush();
+    this.db.transaction(() => this.foldTouches())();
     for (;;) {
       this.flush();
       const rows = this.sql.page.all(after, PAGE_ROWS) as {
@@ -283,9 +316,14 @@ export class PackChunkStore implements ChunkStore {
     const row = this.lookup(hash);
     if (!row) return;
     if (untouchedSince !== undefined) {
-      // Decided and done in one statement, so a touch racing a gc wins.
+      // Decided and done in one transaction with the logged touches folded
+      // in, so a touch racing a gc wins.
       this.flush();
-      if (this.sql.removeUntouched.run(toKey(hash), untouchedSince).changes > 0 && this.totals) {
+      const removed = this.db.transaction(() => {
+        this.foldTouches();
+        return this.sql.removeUntouched.run(toKey(hash), untouchedSince).changes > 0;
+      })();
+      if (removed && this.totals) {
         this.totals.objects--;
         this.totals.bytes -= row.length;
       }
@@ -608,7 +646,7 @@ export class PackChunkStore implements ChunkStore {
         for (const [h, r] of this.puts) {
           this.sql.insert.run(toKey(h), r.pack, r.offset, r.length, r.touchedMs, r.seq);
         }
-        for (const [h, ms] of this.touches) this.sql.touch.run(ms, toKey(h));
+        for (const [h, ms] of this.touches) this.sql.logTouch.run(ms, toKey(h));
         if (durableSeq !== undefined && durableSeq > this.durableSeq()) {
           this.sql.setMeta.run('durable_seq', durableSeq);
         }
@@ -671,7 +709,12 @@ function prepare(db: Database.Database) {
   return {
     get: db.prepare(`SELECT ${cols}, touched_ms, seq FROM objects WHERE hash = ?`),
     insert: db.prepare('INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?, ?)'),
-    touch: db.prepare('UPDATE objects SET touched_ms = ? WHERE hash = ?'),
+    present: db.prepare('SELECT 1 FROM objects WHERE hash = ?').pluck(),
+    logTouch: db.prepare('INSERT INTO touch_log (ms, hash) VALUES (?, ?)'),
+    foldTouches: db.prepare(
+      'UPDATE objects SET touched_ms = t.ms FROM (SELECT hash, MAX(ms) AS ms FROM touch_log GROUP BY hash) AS t WHERE objects.hash = t.hash AND objects.touched_ms < t.ms',
+    ),
+    clearTouches: db.prepare('DELETE FROM touch_log'),
     remove: db.prepare('DELETE FROM objects WHERE hash = ?'),
     removeUntouched: db.prepare('DELETE FROM objects WHERE hash = ? AND touched_ms < ?'),
     removeAt: db.prepare('DELETE FROM objects WHERE hash = ? AND pack = ? AND "offset" = ?'),
