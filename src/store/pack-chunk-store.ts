@@ -49,6 +49,8 @@ import {
 /** A pack takes no more appends once the next object would take it past this size. */
 export const DEFAULT_PACK_BYTES = 1024 ** 3;
 const FLUSH_ROWS = 1000;
+/** Touches logged by this process before it folds the log into the index rows. */
+const FOLD_ROWS = 1_000_000;
 const FLUSH_AFTER_MS = 1000;
 const PAGE_ROWS = 1000;
 const MAX_READ_FDS = 64;
@@ -125,6 +127,8 @@ export class PackChunkStore implements ChunkStore {
   /** Rows written to packs but not yet committed to the index. */
   private readonly puts = new Map<ContentHash, Row>();
   private readonly touches = new Map<ContentHash, number>();
+  /** Touches this process logged since it last folded the log. */
+  private logged = 0;
   private readonly removes = new Set<ContentHash>();
   private flushTimer: NodeJS.Timeout | undefined;
   /** Open pack fds, least recently used first. */
@@ -175,6 +179,7 @@ export class PackChunkStore implements ChunkStore {
       store.dropRowsPastPackEnds();
       const unsynced = store.sql.unsyncedPacks.all(store.durableSeq()) as { pack: number }[];
       for (const { pack } of unsynced) store.dirty.add(pack);
+      db.transaction(() => store.foldTouches())();
       return store;
     } catch (err) {
       db?.close();
@@ -237,9 +242,8 @@ export class PackChunkStore implements ChunkStore {
   }
 
   /**
-   * The hashes of `hashes` this store lacks, looked up in one read
-   * transaction. Present ones are touched (committed with the next batch), so
-   * a garbage collection within its grace period keeps them.
+   * The hashes of `hashes` this store lacks. Present ones are touched, so a
+   * garbage collection within its grace period keeps them.
    */
   missing(hashes: readonly ContentHash[]): ContentHash[] {
     this.flushIfFull();
@@ -259,14 +263,22 @@ export class PackChunkStore implements ChunkStore {
         const key = toKey(h);
         if (this.sql.present.get(key) === undefined) return true;
         this.sql.logTouch.run(now, key);
+        this.logged++;
         return false;
       }),
     );
+    let absent: ContentHash[];
     try {
-      return run.immediate();
+      absent = run.immediate();
     } catch (err) {
       throw storeError(err, this.indexFile, 'cannot read chunk index');
     }
+    // The log is folded into the rows now and then, so it stays small when no gc runs.
+    if (this.logged >= FOLD_ROWS) {
+      this.logged = 0;
+      this.db.transaction(() => this.foldTouches())();
+    }
+    return absent;
   }
 
   /** Moves the logged touches into the index rows (newest wins) and empties the log. */
