@@ -121,6 +121,12 @@ export function runChunkStoreSuite<S extends ChunkStore>(
       await sleep(20);
       store.putSync(store.getSync(b)); // a repeated put touches too
       expect(mtimeOf(store, b)).toBeGreaterThan(touched);
+      if (store.lacking) {
+        const seen = mtimeOf(store, a)!;
+        await sleep(20);
+        expect(store.lacking([absent[0]!, a, absent[1]!, b])).toEqual(absent);
+        expect(mtimeOf(store, a)).toBe(seen);
+      }
     });
 
     it('forgets a removed object, and stores it again on request', async () => {

@@ -40,6 +40,8 @@ export interface ChunkStore extends ObjectStore {
    * that was just told it need not send them.
    */
   missing(hashes: readonly ContentHash[]): ContentHash[];
+  /** Optional: the hashes of `hashes` this store lacks, in one pass, touching nothing. */
+  lacking?(hashes: readonly ContentHash[]): ContentHash[];
   /** Where the store spans several nodes: the hashes of `hashes` no node holds. */
   missingAnywhere?(hashes: readonly ContentHash[]): Promise<ContentHash[]>;
   /** Makes every write so far durable. */

@@ -52,6 +52,8 @@ const FLUSH_ROWS = 1000;
 /** Touches logged by this process before it folds the log into the index rows. */
 const FOLD_ROWS = 1_000_000;
 const FLUSH_AFTER_MS = 1000;
+/** Bytes appended to a pack between two early (background) fdatasyncs of it. */
+const EARLY_SYNC_BYTES = 64 * 1024 * 1024;
 const PAGE_ROWS = 1000;
 const MAX_READ_FDS = 64;
 const COMPACT_YIELD_BYTES = 8 * 1024 * 1024;
@@ -117,6 +119,15 @@ const toKey = (hash: ContentHash): Buffer => Buffer.from(storeDigestHex(hash), '
 const toHash = (key: Buffer): ContentHash => addressOfDigest(key);
 const packName = (n: number): string => `pack-${String(n).padStart(8, '0')}.dat`;
 
+/** The pack this process appends to. */
+interface Writer {
+  readonly pack: number;
+  readonly fd: number;
+  end: number;
+  /** Bytes appended since the last early fdatasync. */
+  unsynced: number;
+}
+
 export class PackChunkStore implements ChunkStore {
   readonly dir: string;
   private readonly packsDir: string;
@@ -136,7 +147,9 @@ export class PackChunkStore implements ChunkStore {
   /** Packs written since the last sync, and packs a sync in flight holds. */
   private readonly dirty = new Set<number>();
   private readonly syncing = new Set<number>();
-  private writer: { pack: number; fd: number; end: number } | undefined;
+  private writer: Writer | undefined;
+  /** Packs with an early fdatasync in flight (their fds stay open). */
+  private readonly early = new Set<number>();
   private lastSeq: number;
   private totals: { objects: number; bytes: number; dataVersion: number } | undefined;
   private syncs: Promise<unknown> = Promise.resolve();
@@ -279,6 +292,20 @@ export class PackChunkStore implements ChunkStore {
       this.db.transaction(() => this.foldTouches())();
     }
     return absent;
+  }
+
+  lacking(hashes: readonly ContentHash[]): ContentHash[] {
+    const run = this.db.transaction(() =>
+      hashes.filter((h) => {
+        if (this.puts.has(h)) return false;
+        return this.removes.has(h) || this.sql.present.get(toKey(h)) === undefined;
+      }),
+    );
+    try {
+      return run();
+    } catch (err) {
+      throw storeError(err, this.indexFile, 'cannot read chunk index');
+    }
   }
 
   /** Moves the logged touches into the index rows (newest wins) and empties the log. */
@@ -544,11 +571,16 @@ export class PackChunkStore implements ChunkStore {
     }
     w.end += bytes.length;
     this.dirty.add(w.pack);
+    w.unsynced += bytes.length;
+    if (w.unsynced >= EARLY_SYNC_BYTES) {
+      w.unsynced = 0;
+      this.earlySync(w);
+    }
     return { pack: w.pack, offset, length: bytes.length };
   }
 
   /** Claims the next pack number in the index and creates its file, never reusing one. */
-  private startPack(): { pack: number; fd: number; end: number } {
+  private startPack(): Writer {
     const highest = this.packFiles().reduce((max, p) => Math.max(max, p.pack), 0);
     const claim = this.db.transaction(() => {
       const next = Math.max(this.meta('next_pack'), highest + 1);
@@ -562,7 +594,7 @@ export class PackChunkStore implements ChunkStore {
         const fd = fs.openSync(path, 'wx+');
         syncDir(this.packsDir);
         this.fds.set(pack, fd);
-        this.writer = { pack, fd, end: 0 };
+        this.writer = { pack, fd, end: 0, unsynced: 0 };
         return this.writer;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
@@ -615,11 +647,24 @@ export class PackChunkStore implements ChunkStore {
     this.fds.set(pack, fd);
     for (const [p, old] of this.fds) {
       if (this.fds.size <= MAX_READ_FDS) break;
-      if (p === this.writer?.pack || this.dirty.has(p) || this.syncing.has(p)) continue;
+      if (p === this.writer?.pack || this.dirty.has(p) || this.syncing.has(p) || this.early.has(p))
+        continue;
       fs.closeSync(old);
       this.fds.delete(p);
     }
     return fd;
+  }
+
+  /**
+   * Starts an fdatasync of the pack being written, in the background: the
+   * kernel may hold gigabytes dirty, and `sync()` before a commit would
+   * otherwise write them all while the commit waits. Durability is still
+   * decided by `sync()` alone, whose own fdatasync then has little left.
+   */
+  private earlySync(w: Writer): void {
+    if (this.early.has(w.pack)) return;
+    this.early.add(w.pack);
+    fs.fdatasync(w.fd, () => this.early.delete(w.pack));
   }
 
   private forgetPack(pack: number): void {

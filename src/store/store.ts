@@ -310,6 +310,7 @@ export class Store {
   /** Presence only: uploads and `missing` answers touched these already, for gc. */
   private async absent(hashes: readonly ContentHash[]): Promise<ContentHash[]> {
     if (this.chunks.missingAnywhere) return this.chunks.missingAnywhere(hashes);
+    if (this.chunks.lacking) return this.chunks.lacking(hashes);
     const here = await Promise.all(hashes.map((h) => this.chunks.has(h)));
     return hashes.filter((_, i) => !here[i]);
   }
