@@ -124,7 +124,7 @@ interface Writer {
   readonly pack: number;
   readonly fd: number;
   end: number;
-  /** Bytes appended since the last early fdatasync. */
+  /** Bytes appended since the last sync or early fdatasync. */
   unsynced: number;
 }
 
@@ -446,6 +446,8 @@ export class PackChunkStore implements ChunkStore {
   /** One sync at a time, so the durable sequence number never covers a pack another one is syncing. */
   private async syncNow(): Promise<void> {
     const durable = this.lastSeq;
+    // What this sync covers needs no early sync (a replica syncs every batch).
+    if (this.writer) this.writer.unsynced = 0;
     const packs = [...this.dirty];
     this.dirty.clear();
     for (const p of packs) this.syncing.add(p);
