@@ -5,6 +5,8 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_TABLE } from '../core/errors.js';
@@ -372,5 +374,36 @@ describe('a name that is not valid UTF-8', () => {
     expect(r.code).toBe(exit('KEY_NOT_UTF8'));
     expect(r.stderr).toContain(`${c.src}/f\\xffo`);
     expect(r.stderr).toContain(`${c.src}/f\\xfeo`);
+  });
+});
+
+describe('a store node of another address algorithm', () => {
+  it('is refused by name before anything is sent to it', async () => {
+    // Stands in for a node from before blake3 addresses: its health answer names no algorithm.
+    const asked: string[] = [];
+    const server = http.createServer((req, res) => {
+      asked.push(`${req.method} ${req.url}`);
+      if (req.url === '/v1/health') {
+        const chunker = { minSize: 16384, avgSize: 65536, maxSize: 262144 };
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ ok: true, version: '0.0.9', chunker }));
+      } else {
+        res.writeHead(500).end();
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const c = setup();
+      const r = await runCli(['sync', c.src, `tongbu://127.0.0.1:${port}/llama`], {
+        env: { ...process.env, TONGBU_TOKEN: 'secret' },
+      });
+      expect(r.code).toBe(exit('SCHEMA_MISMATCH'));
+      expect(r.stderr).toContain('addresses chunks by sha256');
+      expect(r.stderr).toContain('by blake3');
+      expect(asked).toEqual(['GET /v1/health']);
+    } finally {
+      server.close();
+    }
   });
 });
