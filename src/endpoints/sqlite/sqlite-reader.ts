@@ -29,9 +29,6 @@ import { RowHashSum } from './row-hash-sum.js';
 import { sqliteError } from './sqlite-errors.js';
 import { keyCompare, keyOrderBy, type TableInfo } from './sqlite-table-info.js';
 import { quoteIdent } from './sqlite-types.js';
-
-/** Keys and bucket widths up to 2^52: floor division in doubles stays exact. */
-const MAX_EXACT = 2n ** 52n;
 import {
   bindValues,
   readerFor,
@@ -43,6 +40,10 @@ import {
 } from './sqlite-values.js';
 import { splitPoints } from './sqlite-split.js';
 
+/** Keys and bucket widths up to 2^52: floor division in doubles stays exact. */
+const MAX_EXACT = 2n ** 52n;
+/** Keys per bucket up to 2^22: a bucket's sum of terms below 2^31 stays exact. */
+const MAX_BUCKET_KEYS = 1 << 22;
 const DEFAULT_BATCH = 5000;
 const SORTED_PAGE = 50_000;
 const FETCH_CHUNK = 500;
@@ -167,8 +168,8 @@ export class SqliteReader {
    * keyBuckets from one plain scan of the key, bucketed here: SQLite's
    * GROUP BY on an expression sorts every key through a temporary b-tree
    * (~0.45 s for a million keys, against ~0.15 s for the scan). Only when
-   * every key is an integer within ±2^52, so number arithmetic is exact
-   * (sums of up to 2^22 terms below 2^31); undefined otherwise.
+   * every key is an integer within ±2^52 and no bucket holds more than
+   * 2^22 keys, so number arithmetic is exact; undefined otherwise.
    */
   private keyBucketsInJs(
     k: string,
@@ -176,13 +177,10 @@ export class SqliteReader {
     width: bigint,
   ): Map<bigint, SegmentChecksum> | undefined {
     const from = `FROM ${this.info.quoted} ${f.sql}`;
-    const [n, lo, hi] = this.all(
-      this.statement(`SELECT count(*), min(${k}), max(${k}) ${from}`),
-      f.params,
-    )[0]!;
+    const [lo, hi] = this.all(this.statement(`SELECT min(${k}), max(${k}) ${from}`), f.params)[0]!;
     const safe = (v: unknown): boolean =>
       typeof v === 'bigint' && v >= -MAX_EXACT && v <= MAX_EXACT;
-    if (!safe(lo) || !safe(hi) || width > MAX_EXACT || Number(n) > 1 << 22) return undefined;
+    if (!safe(lo) || !safe(hi) || width > MAX_EXACT) return undefined;
     let st: Database.Statement;
     try {
       st = this.db.prepare(`SELECT ${k} ${from}`).pluck(true);
@@ -205,7 +203,7 @@ export class SqliteReader {
       const x = buckets.get(b);
       if (x === undefined) buckets.set(b, { count: 1, sum: v % 2147483647 });
       else {
-        x.count++;
+        if (++x.count > MAX_BUCKET_KEYS) return undefined;
         x.sum += v % 2147483647;
       }
     }
