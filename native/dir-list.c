@@ -170,10 +170,11 @@ static napi_value list_dir(napi_env env, napi_callback_info cb) {
 }
 
 napi_value gear_scan_init(napi_env env, napi_value exports);
+napi_value weak_hash_init(napi_env env, napi_value exports);
 
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "listDir", NAPI_AUTO_LENGTH, list_dir, NULL, &fn);
   napi_set_named_property(env, exports, "listDir", fn);
-  return gear_scan_init(env, exports);
+  return weak_hash_init(env, gear_scan_init(env, exports));
 }

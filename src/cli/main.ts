@@ -138,6 +138,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     const source = await openEndpoint(src, connect);
     const destination = await openEndpoint(dst, {
       ...connect,
+      ...(options.wholeFile ? { wholeFile: true } : {}),
       ...(options.tag !== undefined ? { tag: options.tag } : {}),
     });
     try {

@@ -1,8 +1,8 @@
 // @ts-check
 /**
  * The optional native module (native/*.c, built by `npm run build:native`
- * at install): a directory listing for tree walks and FastCDC's inner
- * loop. Without a C compiler it is absent and the callers use plain
+ * at install): a directory listing for tree walks, FastCDC's inner
+ * loop, and the block delta's weak hash. Without a C compiler it is absent and the callers use plain
  * JavaScript; TONGBU_NATIVE=0 forces that too.
  */
 import { createRequire } from 'node:module';
@@ -23,6 +23,14 @@ import process from 'node:process';
  * @property {(data: Uint8Array, from: number, to: number, mask: number, state: Int32Array) => number} gearScan
  *   FastCDC's scan from gear hash state[0]: the index past the first match,
  *   or minus `to` with the hash left in state[0]
+ * @property {(data: Uint8Array, from: number, block: number, table: Int32Array) => number} weakHash
+ *   the block delta's weak hash of data[from, from + block), as an int32
+ * @property {(data: Uint8Array, block: number, table: Int32Array, out: Uint32Array) => void} weakHashes
+ *   the block delta's weak hash of each whole block of data, and of its
+ *   last block when `out` has room for one more
+ * @property {(data: Uint8Array, from: number, block: number, outWeight: number, table: Int32Array, filter: Uint8Array, state: Int32Array) => number} weakScan
+ *   rolls the weak hash (state[0], of the window at `from`) forward to the
+ *   first window whose hash passes `filter`: its start, or -1
  */
 
 /** @returns {NativeModule | undefined} */

@@ -19,6 +19,8 @@ export interface OpenEndpointOptions {
   /** tongbu:// on a cluster: replication mode of writes, consistency of ref reads. */
   readonly replication?: string;
   readonly consistency?: 'linearizable' | 'stale';
+  /** tongbu:// destination: lacked chunks go whole, never as deltas. */
+  readonly wholeFile?: boolean;
 }
 
 export async function openEndpoint(
@@ -35,6 +37,7 @@ export async function openEndpoint(
       ...(options.tag !== undefined ? { tag: options.tag } : {}),
       ...(options.replication !== undefined ? { replication: options.replication } : {}),
       ...(options.consistency !== undefined ? { consistency: options.consistency } : {}),
+      ...(options.wholeFile ? { wholeFile: true } : {}),
     });
   }
   // A table beside a directory or a tongbu:// store: its rows as files.

@@ -68,6 +68,16 @@ export function sendBytes(
   res.end(body);
 }
 
+/** Sends a binary body given in parts (chunk frames) without joining them. */
+export function sendParts(res: ServerResponse, parts: readonly Uint8Array[]): void {
+  res.writeHead(200, {
+    'content-type': 'application/octet-stream',
+    'content-length': parts.reduce((n, p) => n + p.length, 0),
+  });
+  for (const p of parts) res.write(p);
+  res.end();
+}
+
 export function sendError(res: ServerResponse, err: unknown): number {
   const e = toTongbuError(err);
   const status = e.httpStatus;

@@ -14,7 +14,13 @@ import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_TABLE, type ErrorCode } from '../core/errors.js';
 import type { ContentHash } from '../core/hash.js';
-import { encodeBatch } from '../endpoints/tongbu/protocol.js';
+import { computeDelta, encodeDelta } from '../core/delta.js';
+import {
+  decodeBaseSignatures,
+  encodeBaseRequests,
+  encodeBatch,
+  encodeDeltaFrames,
+} from '../endpoints/tongbu/protocol.js';
 import { MAX_OBJECT_BYTES } from '../store/chunk-store.js';
 import { encodeManifest } from '../store/manifest.js';
 import {
@@ -189,6 +195,56 @@ describe('bad requests get a 4xx and write nothing', () => {
     // A truncated batch is malformed.
     const truncated = Buffer.concat(encodeBatch(frames.slice(0, 2))).subarray(0, 40_100);
     await refused('/v1/chunks', { body: truncated }, 400, 'BAD_ARGUMENT');
+  }, 120_000);
+
+  it('deltas that rebuild other bytes or name a lacked base: sent back as failed, nothing stored', async () => {
+    const base = randomBytes(50_000);
+    const baseHash = (await putChunk(node, base)) as ContentHash;
+    const target = Buffer.from(base);
+    randomBytes(1000).copy(target, 20_000);
+    const sigs = await httpCall(node, '/v1/chunks/signatures', {
+      body: encodeBaseRequests([{ object: baseHash, range: false, runBytes: 50_000, block: 512 }]),
+    });
+    expect(sigs.status, sigs.body.toString()).toBe(200);
+    const [answer] = decodeBaseSignatures(sigs.body);
+    expect(answer!.bases).toEqual([{ hash: baseHash, size: base.length }]);
+    const delta = encodeDelta(
+      computeDelta(target, base.length, answer!.signatures, answer!.block),
+      target,
+    );
+    expect(delta.length).toBeLessThan(3000);
+
+    const liar = chunkAddress(randomBytes(8)) as ContentHash;
+    const noBase = chunkAddress(randomBytes(9)) as ContentHash;
+    const frames = [
+      { hash: liar, bases: [baseHash], delta },
+      { hash: chunkAddress(target) as ContentHash, bases: [noBase], delta },
+    ];
+    const before = await stateOf();
+    const r = await httpCall(node, '/v1/chunks/delta', {
+      body: Buffer.concat(encodeDeltaFrames(frames)),
+    });
+    expect(r.status, r.body.toString()).toBe(200);
+    expect(r.json).toMatchObject({ stored: 0, failed: [liar, chunkAddress(target)] });
+    expect(await stateOf()).toEqual(before);
+
+    // A copy past the base's end is malformed; a read-only token may not send deltas.
+    const past = encodeDelta([{ copy: true, from: 49_000, length: 2000 }], Buffer.alloc(0));
+    const body = Buffer.concat(encodeDeltaFrames([{ hash: liar, bases: [baseHash], delta: past }]));
+    await refused('/v1/chunks/delta', { body }, 400, 'BAD_ARGUMENT');
+    await refused('/v1/chunks/delta', { body, token: readOnly }, 403, 'PERMISSION_DENIED');
+
+    // The honest frame rebuilds the chunk, which then reads back.
+    const ok = await httpCall(node, '/v1/chunks/delta', {
+      body: Buffer.concat(
+        encodeDeltaFrames([
+          { hash: chunkAddress(target) as ContentHash, bases: [baseHash], delta },
+        ]),
+      ),
+    });
+    expect(ok.json).toMatchObject({ stored: 1, bytes: target.length, failed: [] });
+    const back = await httpCall(node, `/v1/chunks/${chunkAddress(target)}`);
+    expect(back.body.equals(target)).toBe(true);
   }, 120_000);
 
   it("keys with '..' in a commit: 400 BAD_KEY", async () => {

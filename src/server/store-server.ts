@@ -18,11 +18,15 @@ import { TongbuError, type ErrorCode } from '../core/errors.js';
 import { isContentHash, STORE_HASH } from '../core/hash.js';
 import {
   API_PREFIX,
+  decodeBaseRequests,
+  decodeDeltaFrames,
   decodeDigests,
+  encodeBaseSignatures,
   encodeBatch,
   encodeDigests,
   MAX_BATCH_BYTES,
   STORE_CHUNKER,
+  type ChunkFrame,
   type HealthResponse,
 } from '../endpoints/tongbu/protocol.js';
 import { MAX_OBJECT_BYTES } from '../store/chunk-store.js';
@@ -32,8 +36,10 @@ import { isReplicationMode } from '../cluster/placement.js';
 import { validateNamespace } from '../store/commit.js';
 import type { Catalog } from '../store/catalog.js';
 import { Store } from '../store/store.js';
+import type { ReplicationReport } from '../cluster/replicated-chunk-store.js';
 import { allows, authenticate, requireAccess, type Principal } from './auth.js';
-import { readBatch, readBody, sendBytes, sendError, sendJson } from './http-util.js';
+import { readBatch, readBody, sendBytes, sendError, sendJson, sendParts } from './http-util.js';
+import { DeltaBases } from './delta-bases.js';
 import { Metrics } from './metrics.js';
 import { handleNamespace } from './namespace-routes.js';
 
@@ -58,12 +64,15 @@ export class StoreServer {
   private readonly countBytesIn;
   private readonly countBytesOut;
   private readonly countChunks;
+  /** Bases and signatures for delta uploads, and the rebuilding of their chunks. */
+  private readonly deltaBases: DeltaBases;
   private bytesIn = 0;
   private bytesOut = 0;
   state: 'idle' | 'running' | 'stopped' = 'idle';
 
   constructor(options: StoreServerOptions) {
     this.options = options;
+    this.deltaBases = new DeltaBases((hash) => options.store.chunks.get(hash));
     const m = this.metrics;
     this.countRequest = m.counter(
       'tongbu_http_requests_total',
@@ -324,38 +333,33 @@ export class StoreServer {
       const asked = decodeDigests(await readBody(req, MAX_BATCH_BYTES));
       const frames = [];
       for (const hash of asked) frames.push({ hash, bytes: await chunks.get(hash) });
-      const parts = encodeBatch(frames);
-      res.writeHead(200, {
-        'content-type': 'application/octet-stream',
-        'content-length': parts.reduce((n, p) => n + p.length, 0),
-      });
-      for (const p of parts) res.write(p);
-      res.end();
+      sendParts(res, encodeBatch(frames));
+      return;
+    }
+    if (rest[0] === 'signatures' && method === 'POST') {
+      // Signatures tell something of a base's bytes: the token must be able to read.
+      requireAccess(principal, 'read');
+      requireAccess(principal, 'write');
+      const asked = decodeBaseRequests(await readBody(req, MAX_BATCH_BYTES));
+      sendBytes(res, encodeBaseSignatures(await this.deltaBases.signatures(asked)));
+      return;
+    }
+    if (rest[0] === 'delta' && method === 'POST') {
+      requireAccess(principal, 'read');
+      requireAccess(principal, 'write');
+      const frames = decodeDeltaFrames(await readBody(req, MAX_BATCH_BYTES));
+      const { ok, failed } = await this.deltaBases.rebuild(frames);
+      const stored = await this.storeFrames(req, ok);
+      sendJson(res, 200, { ...stored, failed });
       return;
     }
     if (rest.length === 0 && method === 'POST') {
       requireAccess(principal, 'write');
       // The whole batch is checked before anything is written.
       const frames = await readBatch(req, MAX_BATCH_BYTES);
-      if (cluster) {
-        const mode = await cluster.modeFor(
-          header(req, 'x-tongbu-namespace'),
-          header(req, 'x-tongbu-replication'),
-        );
-        const replication = await cluster.chunks.storeBatch(frames, mode);
-        const bytes = frames.reduce((n, f) => n + f.bytes.length, 0);
-        this.countChunks({}, frames.length);
-        sendJson(res, 200, { stored: frames.length, bytes, replication });
-        return;
-      }
-      for (const f of frames) chunks.checkBytes(f.bytes, f.hash);
-      let bytes = 0;
-      for (const f of frames) {
-        chunks.storeChecked(f.bytes, f.hash);
-        bytes += f.bytes.length;
-      }
-      this.countChunks({}, frames.length);
-      sendJson(res, 200, { stored: frames.length, bytes });
+      const chunks = this.options.store.chunks;
+      if (!cluster) for (const f of frames) chunks.checkBytes(f.bytes, f.hash);
+      sendJson(res, 200, await this.storeFrames(req, frames));
       return;
     }
     const hash = rest.length === 1 ? rest[0]! : '';
@@ -372,6 +376,31 @@ export class StoreServer {
       throw new TongbuError('BAD_ARGUMENT', `${method} not allowed on chunks`);
     requireAccess(principal, 'read');
     sendBytes(res, Buffer.from(await chunks.get(hash)));
+  }
+
+  /**
+   * Stores frames whose bytes were checked against their addresses (on a
+   * cluster, the replicated store checks them) and counts them.
+   */
+  private async storeFrames(
+    req: IncomingMessage,
+    frames: readonly ChunkFrame[],
+  ): Promise<{ stored: number; bytes: number; replication?: ReplicationReport }> {
+    const bytes = frames.reduce((n, f) => n + f.bytes.length, 0);
+    const cluster = this.options.cluster;
+    if (cluster) {
+      const mode = await cluster.modeFor(
+        header(req, 'x-tongbu-namespace'),
+        header(req, 'x-tongbu-replication'),
+      );
+      const replication = await cluster.chunks.storeBatch(frames, mode);
+      this.countChunks({}, frames.length);
+      return { stored: frames.length, bytes, replication };
+    }
+    const chunks = this.options.store.chunks;
+    for (const f of frames) chunks.storeChecked(f.bytes, f.hash);
+    this.countChunks({}, frames.length);
+    return { stored: frames.length, bytes };
   }
 
   /** The routes nodes use with each other (node token, admin scope). */

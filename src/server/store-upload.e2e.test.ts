@@ -237,6 +237,57 @@ describe('a tree through a store node', () => {
     expectSameTree(src, latest);
   }, 120_000);
 
+  it('a new version of a file sends about its changed bytes: deltas of the lacked chunks', async () => {
+    const v1 = fresh('delta-v1');
+    fs.mkdirSync(v1);
+    // 24 MiB (chunked in worker threads) and 200 KB (a few chunks, chunked here).
+    const big = contentBytes(24 * MiB, 31);
+    const small = contentBytes(200_000, 32);
+    fs.writeFileSync(path.join(v1, 'ckpt.bin'), big);
+    fs.writeFileSync(path.join(v1, 'small.bin'), small);
+    // The same versions go to a second node with --whole-file (on this one, the chunks the
+    // first upload of v2 sent would be there already).
+    const other = await startStoreNode();
+    const url = node.tongbuUrl('deltas');
+    const wholeUrl = other.tongbuUrl('deltas');
+    await syncOk(node, [v1, url]);
+    await syncOk(other, [v1, wholeUrl]);
+
+    // Ten scattered 20,000-byte regions replaced and 5,000 bytes inserted near the start of the
+    // big file, 1,000 bytes of the small one replaced: 206,000 bytes, in some 25 chunks.
+    const edited = Buffer.from(big);
+    for (let i = 0; i < 10; i++) randomBytes(20_000).copy(edited, 1_000_000 + i * 2_300_000);
+    const nextBig = Buffer.concat([
+      edited.subarray(0, 300_000),
+      randomBytes(5000),
+      edited.subarray(300_000),
+    ]);
+    const nextSmall = Buffer.from(small);
+    randomBytes(1000).copy(nextSmall, 90_000);
+    const changed = 10 * 20_000 + 5000 + 1000;
+    const v2 = fresh('delta-v2');
+    fs.mkdirSync(v2);
+    fs.writeFileSync(path.join(v2, 'ckpt.bin'), nextBig);
+    fs.writeFileSync(path.join(v2, 'small.bin'), nextSmall);
+
+    const sent = (await syncOk(node, [v2, url])).commit!.uploadedBytes;
+    const sentWhole = (await syncOk(other, [v2, wholeUrl, '--whole-file'])).commit!.uploadedBytes;
+    expect(sent).toBeGreaterThanOrEqual(changed);
+    expect(sent).toBeLessThan(1.5 * changed);
+    expect(sentWhole).toBeGreaterThan(4 * sent);
+
+    for (const [n, ns] of [
+      [node, url],
+      [other, wholeUrl],
+    ] as const) {
+      const out = fresh('delta-out');
+      await syncOk(n, [ns, out]);
+      expectSameTree(v2, out);
+      expect(fs.readFileSync(path.join(out, 'ckpt.bin')).equals(nextBig)).toBe(true);
+    }
+    await other.stop();
+  }, 120_000);
+
   it('an empty directory makes a new namespace with one empty version, which syncs back', async () => {
     const src = fresh('empty-src');
     fs.mkdirSync(src);

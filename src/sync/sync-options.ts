@@ -77,6 +77,10 @@ export const syncOptionsSchema = z.object({
     .enum(['linearizable', 'stale'])
     .optional()
     .describe('tongbu:// cluster: ref reads up to date, or from any node (faster, maybe older)'),
+  wholeFile: z
+    .boolean()
+    .default(false)
+    .describe('tongbu:// destination: send changed chunks whole, not as deltas of the old version'),
   token: z
     .string()
     .optional()

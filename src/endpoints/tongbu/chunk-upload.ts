@@ -14,11 +14,12 @@ import {
   type ContentHash,
   type HashAlgorithm,
 } from '../../core/hash.js';
+import { computeDelta, deltaBlockFor, encodeDelta, sliceDelta } from '../../core/delta.js';
 import type { ChunkerOptions } from '../../core/fastcdc.js';
 import { encodeManifest, type ChunkRef } from '../../store/manifest.js';
 import { createChunkCutter, type CutChunk } from './chunk-cutter.js';
 import type { ChunkPool, HashedChunk, LocalFile } from './chunk-pool.js';
-import type { ChunkFrame } from './protocol.js';
+import { DIGEST_BYTES, type BaseRequest, type ChunkFrame, type DeltaFrame } from './protocol.js';
 import type { TongbuClient } from './tongbu-client.js';
 
 /** A batch asks about this many chunks at most. */
@@ -26,7 +27,7 @@ const BATCH_CHUNKS = 512;
 /** … or holds this many bytes. */
 const BATCH_BYTES = 16 * 1024 * 1024;
 /** Batches of one file in flight at once. */
-const IN_FLIGHT = 2;
+const IN_FLIGHT = 4;
 
 export interface UploadedContent {
   readonly hash: ContentHash;
@@ -34,8 +35,10 @@ export interface UploadedContent {
   /** The single chunk or the manifest; undefined for empty content. */
   readonly data?: ContentHash;
   readonly parts: number;
-  /** Bytes actually sent (chunks the node lacked). */
+  /** Bytes actually sent: chunks the node lacked, whole or as deltas. */
   readonly sentBytes: number;
+  /** Chunks sent as deltas. */
+  readonly deltaChunks: number;
 }
 
 export interface UploadOptions {
@@ -51,6 +54,18 @@ export interface UploadOptions {
    * read again here, to send.
    */
   readonly file?: LocalFile;
+  /**
+   * The content this replaces (the key's current version on the node): the
+   * chunks the node lacks go as deltas against its chunks where that is
+   * shorter.
+   */
+  readonly base?: DeltaBase;
+}
+
+/** A file's current version on the node: its one chunk, or its manifest. */
+export interface DeltaBase {
+  readonly object: ContentHash;
+  readonly manifest: boolean;
 }
 
 /** A chunk to offer the node: its bytes, or how to read them when the node lacks it. */
@@ -59,6 +74,8 @@ interface Offer {
   readonly size: number;
   readonly bytes?: Buffer;
   readonly load?: () => Promise<Buffer>;
+  /** The file's manifest, offered after its chunks. */
+  readonly manifest?: true;
 }
 
 /** Pieces of one file in a worker's queue at once. */
@@ -73,7 +90,7 @@ export async function uploadContent(
   options: UploadOptions = {},
 ): Promise<UploadedContent> {
   const refs: ChunkRef[] = [];
-  const batcher = new Batcher(client);
+  const batcher = new Batcher(client, options.base);
   const take: Take = async (chunks) => {
     for (const c of chunks) {
       refs.push({ hash: c.hash, size: c.size });
@@ -88,12 +105,13 @@ export async function uploadContent(
         )
       : await chunkInPool(options.pool, chunker, content, options, take);
 
+  batcher.endOfFile();
   let data: ContentHash | undefined;
   if (refs.length === 1) data = refs[0]!.hash;
   else if (refs.length > 1) {
     const manifest = encodeManifest(refs);
     data = storeAddress(manifest);
-    await batcher.add({ hash: data, size: manifest.length, bytes: manifest });
+    await batcher.add({ hash: data, size: manifest.length, bytes: manifest, manifest: true });
   }
   await batcher.drain();
   return {
@@ -102,6 +120,7 @@ export async function uploadContent(
     ...(data ? { data } : {}),
     parts: refs.length,
     sentBytes: batcher.sentBytes,
+    deltaChunks: batcher.deltaChunks,
   };
 }
 
@@ -219,19 +238,32 @@ async function chunkFileInPool(
 /** Groups chunks, asks which are missing, sends those; a few batches in flight. */
 class Batcher {
   private readonly client: TongbuClient;
+  private readonly base: DeltaBase | undefined;
   private frames: Offer[] = [];
   private bytes = 0;
   private readonly inFlight: Promise<void>[] = [];
+  /** The last chunk of the file in an earlier batch: where the next batch's first run starts. */
+  private prev: ContentHash | undefined;
+  /** Every chunk of the file has been added; what follows is its manifest. */
+  private ended = false;
+  /** Chunks of this file the node lacked so far: the expected changes in its manifest. */
+  private lackedParts = 0;
   sentBytes = 0;
+  deltaChunks = 0;
 
-  constructor(client: TongbuClient) {
+  constructor(client: TongbuClient, base: DeltaBase | undefined) {
     this.client = client;
+    this.base = base;
   }
 
   async add(frame: Offer): Promise<void> {
     this.frames.push(frame);
     this.bytes += frame.size;
     if (this.frames.length >= BATCH_CHUNKS || this.bytes >= BATCH_BYTES) await this.flush();
+  }
+
+  endOfFile(): void {
+    this.ended = true;
   }
 
   async drain(): Promise<void> {
@@ -244,23 +276,173 @@ class Batcher {
     const frames = this.frames;
     this.frames = [];
     this.bytes = 0;
+    const context = { prev: this.prev, ended: this.ended };
+    const parts = frames.filter((f) => !f.manifest);
+    if (parts.length > 0) this.prev = parts[parts.length - 1]!.hash;
     if (this.inFlight.length >= IN_FLIGHT) await this.inFlight.shift();
-    const send = this.send(frames);
+    const send = this.send(frames, context);
     // A failure surfaces at the next flush or drain; keep it from going unhandled meanwhile.
     send.catch(() => undefined);
     this.inFlight.push(send);
   }
 
-  private async send(frames: readonly Offer[]): Promise<void> {
+  private async send(
+    frames: readonly Offer[],
+    context: { prev: ContentHash | undefined; ended: boolean },
+  ): Promise<void> {
     const missing = await this.client.missing([...new Set(frames.map((f) => f.hash))]);
-    const wanted: ChunkFrame[] = [];
-    for (const f of frames) {
-      if (!missing.delete(f.hash)) continue;
-      wanted.push({ hash: f.hash, bytes: f.bytes ?? (await f.load!()) });
-      this.sentBytes += f.size;
-    }
+    // Each lacked chunk once, in order; `lacked[i]`: frame i is sent.
+    const lacked = frames.map((f) => missing.delete(f.hash));
     if (missing.size > 0)
       throw new TongbuError('INTERNAL', 'node reported chunks it was not asked about');
-    await this.client.putChunks(wanted);
+    const runs = this.base && this.client.deltas ? this.runsOf(frames, lacked, context) : [];
+    const viaDelta = new Set(runs.flatMap((r) => r.offers));
+    const whole: ChunkFrame[] = [];
+    for (let i = 0; i < frames.length; i++) {
+      const f = frames[i]!;
+      if (!lacked[i] || viaDelta.has(f)) continue;
+      whole.push({ hash: f.hash, bytes: await bytesOf(f) });
+      this.sentBytes += f.size;
+    }
+    const [, failed] = await Promise.all([
+      this.client.putChunks(whole),
+      runs.length > 0 ? this.sendDeltas(runs) : Promise.resolve([]),
+    ]);
+    if (failed.length > 0) {
+      await this.client.putChunks(failed);
+      for (const f of failed) this.sentBytes += f.bytes.length;
+    }
   }
+
+  /** Maximal runs of lacked chunks with their neighbours, and the manifest on its own. */
+  private runsOf(
+    frames: readonly Offer[],
+    lacked: readonly boolean[],
+    context: { prev: ContentHash | undefined; ended: boolean },
+  ): Run[] {
+    const base = this.base!;
+    const runs: Run[] = [];
+    let open: Offer[] = [];
+    let prev = context.prev;
+    const close = (next: ContentHash | 'end' | undefined): void => {
+      if (open.length === 0) return;
+      const runBytes = open.reduce((n, o) => n + o.size, 0);
+      runs.push({
+        offers: open,
+        request: {
+          object: base.object,
+          range: base.manifest,
+          runBytes,
+          block: deltaBlockFor(runBytes, 1),
+          ...(prev !== undefined ? { prev } : {}),
+          ...(next !== undefined ? { next } : {}),
+        },
+      });
+      this.lackedParts += open.length;
+      open = [];
+    };
+    for (let i = 0; i < frames.length; i++) {
+      const f = frames[i]!;
+      if (f.manifest) {
+        close(context.ended || this.ended ? 'end' : undefined);
+        if (lacked[i] && base.manifest) {
+          runs.push({
+            offers: [f],
+            request: {
+              object: base.object,
+              range: false,
+              runBytes: f.size,
+              block: deltaBlockFor(f.size, this.lackedParts),
+            },
+          });
+        }
+        continue;
+      }
+      if (lacked[i]) open.push(f);
+      else {
+        close(f.hash);
+        prev = f.hash;
+      }
+    }
+    close(context.ended ? 'end' : undefined);
+    return runs;
+  }
+
+  /** Sends each run's chunks as deltas where that is shorter; returns those to send whole. */
+  private async sendDeltas(runs: readonly Run[]): Promise<ChunkFrame[]> {
+    let answers;
+    try {
+      answers = await this.client.signatures(runs.map((r) => r.request));
+    } catch (err) {
+      // A node from before deltas, or a token that may not read: whole chunks, from now on.
+      if (
+        !(err instanceof TongbuError) ||
+        (err.code !== 'NOT_FOUND' && err.code !== 'PERMISSION_DENIED')
+      )
+        throw err;
+      this.client.deltas = false;
+      answers = runs.map(() => undefined);
+    }
+    const deltas: DeltaFrame[] = [];
+    const plain: ChunkFrame[] = [];
+    /** The bytes of each chunk sent as a delta, should the node fail to rebuild it. */
+    const byHash = new Map<ContentHash, ChunkFrame>();
+    for (let r = 0; r < runs.length; r++) {
+      const run = runs[r]!;
+      const bytes = await Promise.all(run.offers.map((o) => bytesOf(o)));
+      const answer = answers[r];
+      const bases = answer?.bases.map((b) => b.hash) ?? [];
+      const baseLength = answer?.bases.reduce((n, b) => n + b.size, 0) ?? 0;
+      const ops =
+        answer && baseLength > 0
+          ? computeDelta(
+              bytes.length === 1 ? bytes[0]! : Buffer.concat(bytes),
+              baseLength,
+              answer.signatures,
+              answer.block,
+            )
+          : undefined;
+      let at = 0;
+      run.offers.forEach((o, i) => {
+        const chunk = bytes[i]!;
+        const frame = { hash: o.hash, bytes: chunk };
+        const delta = ops && encodeDelta(sliceDelta(ops, at, at + chunk.length), chunk);
+        at += chunk.length;
+        // A delta must save something over the chunk, counting the base list it names.
+        const cost = delta ? delta.length + bases.length * DIGEST_BYTES + 2 : Infinity;
+        if (delta && cost < chunk.length) {
+          deltas.push({ hash: o.hash, bases, delta });
+          byHash.set(o.hash, frame);
+          this.sentBytes += cost;
+          this.deltaChunks++;
+        } else {
+          plain.push(frame);
+          this.sentBytes += chunk.length;
+        }
+      });
+    }
+    const [failed] = await Promise.all([
+      this.client.putDeltas(deltas),
+      this.client.putChunks(plain),
+    ]);
+    this.deltaChunks -= failed.length;
+    const resend: ChunkFrame[] = [];
+    for (const h of failed) {
+      const frame = byHash.get(h);
+      if (!frame)
+        throw new TongbuError('INTERNAL', `node named ${h}, which was not sent as a delta`);
+      resend.push(frame);
+    }
+    return resend;
+  }
+}
+
+function bytesOf(offer: Offer): Promise<Buffer> {
+  return offer.bytes ? Promise.resolve(offer.bytes) : offer.load!();
+}
+
+/** Lacked chunks of a file in a row, sent as deltas against one base. */
+interface Run {
+  readonly offers: readonly Offer[];
+  readonly request: BaseRequest;
 }

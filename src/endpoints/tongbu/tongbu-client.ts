@@ -9,11 +9,17 @@ import { TongbuError, type TongbuErrorJSON } from '../../core/errors.js';
 import type { ContentHash } from '../../core/hash.js';
 import {
   API_PREFIX,
+  decodeBaseSignatures,
   decodeBatch,
   decodeDigests,
+  encodeBaseRequests,
   encodeBatch,
+  encodeDeltaFrames,
   encodeDigests,
+  type BaseRequest,
+  type BaseSignatures,
   type ChunkFrame,
+  type DeltaFrame,
   type HealthResponse,
 } from './protocol.js';
 import type { TongbuUrl } from './tongbu-url.js';
@@ -56,6 +62,8 @@ export class TongbuClient {
   /** Bytes of request and response bodies, for the summary. */
   sent = 0;
   received = 0;
+  /** Lacked chunks may go as deltas: false after a node that cannot take them said so. */
+  deltas = true;
   /** On a cluster: the fewest replicas any uploaded chunk batch reached, and the mode. */
   uploadReplication: ReplicationAnswer | undefined;
 
@@ -92,6 +100,35 @@ export class TongbuClient {
     const answer = (JSON.parse(r.body.toString('utf8')) as { replication?: ReplicationAnswer })
       .replication;
     if (answer) this.uploadReplication = fewestReplicas(this.uploadReplication, answer);
+  }
+
+  /** The base the node picks for each request, with its block signatures. */
+  async signatures(requests: readonly BaseRequest[]): Promise<BaseSignatures[]> {
+    if (requests.length === 0) return [];
+    const r = await this.call('POST', `${API_PREFIX}/chunks/signatures`, [
+      encodeBaseRequests(requests),
+    ]);
+    const answers = decodeBaseSignatures(r.body);
+    if (answers.length !== requests.length) {
+      throw new TongbuError(
+        'INTERNAL',
+        `node answered ${answers.length} of ${requests.length} signature requests`,
+      );
+    }
+    return answers;
+  }
+
+  /** Sends chunks as deltas; the node names those it could not rebuild (send them whole). */
+  async putDeltas(frames: readonly DeltaFrame[]): Promise<ContentHash[]> {
+    if (frames.length === 0) return [];
+    const r = await this.call('POST', `${API_PREFIX}/chunks/delta`, encodeDeltaFrames(frames));
+    const answer = JSON.parse(r.body.toString('utf8')) as {
+      failed: ContentHash[];
+      replication?: ReplicationAnswer;
+    };
+    if (answer.replication)
+      this.uploadReplication = fewestReplicas(this.uploadReplication, answer.replication);
+    return answer.failed;
   }
 
   async fetchChunks(hashes: readonly ContentHash[]): Promise<ChunkFrame[]> {

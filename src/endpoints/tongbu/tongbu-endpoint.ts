@@ -57,6 +57,8 @@ export interface TongbuEndpointOptions {
   readonly replication?: string;
   /** `stale` lets any node answer ref reads from its possibly older view. */
   readonly consistency?: 'linearizable' | 'stale';
+  /** Send lacked chunks whole, never as deltas against the version they replace. */
+  readonly wholeFile?: boolean;
 }
 
 type Stored = StoredEntry & { readonly key: string };
@@ -81,6 +83,8 @@ export class TongbuEndpoint implements Endpoint {
   /** Worker threads that chunk and hash large files; started by the first one. */
   private pool: ChunkPool | undefined;
   sentBytes = 0;
+  /** Chunks sent as deltas against the version they replace. */
+  deltaChunks = 0;
 
   constructor(url: string, options: TongbuEndpointOptions = {}) {
     this.url = url;
@@ -205,8 +209,12 @@ export class TongbuEndpoint implements Endpoint {
     options: { readonly signal?: AbortSignal } = {},
   ): Promise<WriteResult> {
     const pool = request.size >= POOL_FROM ? (this.pool ??= new ChunkPool()) : undefined;
+    const old = this.options.wholeFile ? undefined : this.listed.get(request.key);
     const up = await uploadContent(this.client, this.requireChunker(), content, {
       ...options,
+      ...(old?.kind === 'file' && old.data !== undefined
+        ? { base: { object: old.data, manifest: (old.parts ?? 1) > 1 } }
+        : {}),
       algorithm: writeAlgorithm(request),
       ...(pool ? { pool } : {}),
       ...(pool && request.sourcePath !== undefined
@@ -232,6 +240,7 @@ export class TongbuEndpoint implements Endpoint {
       );
     }
     this.sentBytes += up.sentBytes;
+    this.deltaChunks += up.deltaChunks;
     const entry: StoredEntry = {
       kind: 'file',
       size: up.size,
