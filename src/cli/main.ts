@@ -8,6 +8,7 @@
  * table engines: start-up is a large part of a sync that finds nothing to do.
  */
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ERROR_TABLE, TongbuError, toTongbuError, type ErrorCode } from '../core/errors.js';
 import type { ProgressListener } from '../core/progress.js';
 import { isTableUrl } from '../endpoints/table/table-url.js';
@@ -139,6 +140,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     const destination = await openEndpoint(dst, {
       ...connect,
       ...(options.wholeFile ? { wholeFile: true } : {}),
+      // Beside the sync state: the manifests uploaded, for the next upload of the same files.
+      ...(options.dryRun ? {} : { manifestCache: join(dirname(options.state), 'manifests') }),
       ...(options.tag !== undefined ? { tag: options.tag } : {}),
     });
     try {

@@ -140,6 +140,36 @@ export class FastCdcCore {
   }
 
   /**
+   * The length of the first chunk of `data`, which starts at a cut: what
+   * push would cut there, or -1 when `data` ends before a cut (shorter than
+   * maxSize: more bytes are needed, or at the end of the stream the rest is
+   * one chunk). Leaves the streaming state alone.
+   * @param {Uint8Array} data
+   * @returns {number}
+   */
+  nextCut(data) {
+    const { minSize, avgSize, maxSize } = this.options;
+    const saved = this.hash;
+    this.hash = 0;
+    try {
+      const normal = Math.min(avgSize, data.length);
+      if (minSize < normal) {
+        const r = this.scan(data, minSize, normal, this.maskS);
+        if (r > 0) return r;
+      }
+      const from = Math.max(minSize, avgSize);
+      const limit = Math.min(maxSize, data.length);
+      if (from < limit) {
+        const r = this.scan(data, from, limit, this.maskL);
+        if (r > 0) return r;
+      }
+      return data.length >= maxSize ? maxSize : -1;
+    } finally {
+      this.hash = saved;
+    }
+  }
+
+  /**
    * Ends the stream; returns the last chunk, if any bytes remain.
    * @returns {Cut[]}
    */

@@ -139,6 +139,23 @@ describe('FastCDC properties', () => {
     );
   });
 
+  it('finds the same boundaries one chunk at a time from any cut (nextCut)', () => {
+    fc.assert(
+      fc.property(arbData, arbOptions, (data, options) => {
+        const cutter = createFastCdc(options);
+        const chunks: ChunkBoundary[] = [];
+        for (let at = 0; at < data.length;) {
+          const window = data.subarray(at, Math.min(at + options.maxSize, data.length));
+          const cut = cutter.nextCut(window);
+          const length = cut > 0 ? cut : window.length;
+          chunks.push({ offset: at, length });
+          at += length;
+        }
+        expect(chunks).toEqual(chunkBuffer(data, options));
+      }),
+    );
+  });
+
   it('gives the same boundaries when fed one byte at a time', () => {
     const data = xorshiftBytes(42, 20_000);
     const chunker = new FastCdc(SMALL);

@@ -21,6 +21,8 @@ export interface OpenEndpointOptions {
   readonly consistency?: 'linearizable' | 'stale';
   /** tongbu:// destination: lacked chunks go whole, never as deltas. */
   readonly wholeFile?: boolean;
+  /** tongbu:// destination: a directory keeping the manifests uploaded. */
+  readonly manifestCache?: string;
 }
 
 export async function openEndpoint(
@@ -38,6 +40,7 @@ export async function openEndpoint(
       ...(options.replication !== undefined ? { replication: options.replication } : {}),
       ...(options.consistency !== undefined ? { consistency: options.consistency } : {}),
       ...(options.wholeFile ? { wholeFile: true } : {}),
+      ...(options.manifestCache !== undefined ? { manifestCache: options.manifestCache } : {}),
     });
   }
   // A table beside a directory or a tongbu:// store: its rows as files.

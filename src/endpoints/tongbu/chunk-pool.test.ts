@@ -129,6 +129,76 @@ describe('ChunkPool', () => {
     }
   });
 
+  it('given the old version, cuts the new one as FastCDC would and marks the old chunks known', async () => {
+    const cases: Buffer[] = [];
+    // Past one 4 MiB block of reading, so sessions take turns on a worker.
+    const v1 = randomBytes(9_000_000);
+    const oldRefs = expected(v1, 'blake3').chunks;
+    const old = {
+      sizes: Uint32Array.from(oldRefs.map((c) => c.hex.length / 2)),
+      digests: Buffer.concat(oldRefs.map((c) => Buffer.from(c.hash.slice(7), 'hex'))),
+    };
+    const oldSet = new Set(oldRefs.map((c) => c.hash));
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            at: fc.nat({ max: 9_100_000 }),
+            cut: fc.nat({ max: 20_000 }),
+            insert: fc.nat({ max: 20_000 }),
+          }),
+          { maxLength: 4 },
+        ),
+        fc.nat({ max: 70_000 }),
+        fc.nat({ max: 70_000 }),
+        (edits, trimEnd, append) => {
+          let v2 = v1;
+          for (const e of edits) {
+            const at = Math.min(e.at, v2.length);
+            v2 = Buffer.concat([
+              v2.subarray(0, at),
+              randomBytes(e.insert),
+              v2.subarray(at + e.cut),
+            ]);
+          }
+          v2 = Buffer.concat([
+            v2.subarray(0, Math.max(0, v2.length - trimEnd)),
+            randomBytes(append),
+          ]);
+          cases.push(v2);
+        },
+      ),
+      { numRuns: 12 },
+    );
+    // All at once: several sessions share each worker.
+    await Promise.all(
+      cases.map(async (v2, i) => {
+        const path = join(dir, `predicted-${i}`);
+        fs.writeFileSync(path, v2);
+        const st = fs.statSync(path);
+        const listed = { path, size: v2.length, mtimeMs: st.mtimeMs };
+        const session = pool.openFile(listed, SMALL, 'blake3', old);
+        const got: { hash: string; hex: string }[] = [];
+        const known: boolean[] = [];
+        try {
+          for (let batch = await session.next(); batch !== null; batch = await session.next()) {
+            for (const c of batch.chunks) {
+              const hex = v2.subarray(c.offset, c.offset + c.length).toString('hex');
+              got.push({ hash: c.hash, hex });
+              known.push(c.known === true);
+            }
+          }
+        } finally {
+          session.close();
+        }
+        expect({ chunks: got, hash: session.hash }).toEqual(expected(v2, 'blake3'));
+        // Known: exactly the chunks of the old version that the new one still has at a cut.
+        expect(known).toEqual(got.map((c) => oldSet.has(c.hash)));
+      }),
+    );
+    expect(cases.length).toBeGreaterThan(0);
+  });
+
   it('refuses a file that is not as listed, and names a missing one', async () => {
     const path = join(dir, 'listed');
     fs.writeFileSync(path, randomBytes(100_000));

@@ -29,9 +29,21 @@ export interface LocalFile {
   readonly mtimeMs: number;
 }
 
+/**
+ * The chunks of the version a file replaces, in order: where one of them
+ * recurs at a cut of the new file, the worker checks its hash instead of
+ * scanning for the next cut (the same cut, since a chunk's cut depends only
+ * on its own bytes), and says the chunk is known.
+ */
+export interface OldChunks {
+  readonly sizes: Uint32Array;
+  /** 32-byte store digests, one after another. */
+  readonly digests: Uint8Array;
+}
+
 export type ChunkRequest =
   | ({ type: 'open' } & ChunkOpen)
-  | ({ type: 'file'; path: string; size: number; mtimeMs: number } & ChunkOpen)
+  | ({ type: 'file'; path: string; size: number; mtimeMs: number; old?: OldChunks } & ChunkOpen)
   | { type: 'piece'; id: number; piece: ArrayBuffer }
   | { type: 'finish'; id: number }
   /** A file session's batch was taken: the worker may read one block further. */
@@ -46,8 +58,22 @@ export type ChunkReply =
       hashes: ContentHash[];
       piece: ArrayBuffer;
     }
-  | { type: 'cuts'; id: number; cuts: ChunkBoundary[]; hashes: ContentHash[]; bytes: number }
-  | { type: 'end'; id: number; cuts: ChunkBoundary[]; hashes: ContentHash[]; hash: ContentHash }
+  | {
+      type: 'cuts';
+      id: number;
+      cuts: ChunkBoundary[];
+      hashes: ContentHash[];
+      bytes: number;
+      known?: boolean[];
+    }
+  | {
+      type: 'end';
+      id: number;
+      cuts: ChunkBoundary[];
+      hashes: ContentHash[];
+      hash: ContentHash;
+      known?: boolean[];
+    }
   /** code: FILE_CHANGED, an errno name, or empty. */
   | { type: 'error'; id: number; code: string; message: string };
 
@@ -56,6 +82,8 @@ export interface FileChunk {
   readonly offset: number;
   readonly length: number;
   readonly hash: ContentHash;
+  /** A chunk of the old version (see OldChunks): the node has it. */
+  readonly known?: boolean;
 }
 
 export interface HashedChunk {
@@ -96,8 +124,13 @@ export class ChunkPool {
     });
   }
 
-  /** A session for a local file that the worker reads itself. */
-  openFile(file: LocalFile, chunker: ChunkerOptions, algorithm: HashAlgorithm): FileSession {
+  /** A session for a local file that the worker reads itself; `old`: the version it replaces. */
+  openFile(
+    file: LocalFile,
+    chunker: ChunkerOptions,
+    algorithm: HashAlgorithm,
+    old?: OldChunks,
+  ): FileSession {
     const options = validateChunkerOptions(chunker);
     return this.start((id, worker, onClose) => {
       const session = new FileSession(file.path, onClose, (type: 'more' | 'close') => {
@@ -111,6 +144,7 @@ export class ChunkPool {
         path: file.path,
         size: file.size,
         mtimeMs: file.mtimeMs,
+        ...(old ? { old } : {}),
       };
       worker.postMessage(request);
       return session;
@@ -321,10 +355,13 @@ export class FileSession implements Session {
   onReply(reply: ChunkReply): void {
     switch (reply.type) {
       case 'cuts':
-        this.ready.push({ chunks: fileChunks(reply.cuts, reply.hashes), bytes: reply.bytes });
+        this.ready.push({
+          chunks: fileChunks(reply.cuts, reply.hashes, reply.known),
+          bytes: reply.bytes,
+        });
         break;
       case 'end':
-        this.ready.push({ chunks: fileChunks(reply.cuts, reply.hashes), bytes: 0 });
+        this.ready.push({ chunks: fileChunks(reply.cuts, reply.hashes, reply.known), bytes: 0 });
         this.hash = reply.hash;
         this.ended = true;
         this.onClose();
@@ -360,6 +397,15 @@ export class FileSession implements Session {
   }
 }
 
-function fileChunks(cuts: readonly ChunkBoundary[], hashes: readonly ContentHash[]): FileChunk[] {
-  return cuts.map((c, i) => ({ offset: c.offset, length: c.length, hash: hashes[i]! }));
+function fileChunks(
+  cuts: readonly ChunkBoundary[],
+  hashes: readonly ContentHash[],
+  known: readonly boolean[] | undefined,
+): FileChunk[] {
+  return cuts.map((c, i) => ({
+    offset: c.offset,
+    length: c.length,
+    hash: hashes[i]!,
+    ...(known?.[i] ? { known: true } : {}),
+  }));
 }

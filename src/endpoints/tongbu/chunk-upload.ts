@@ -18,7 +18,7 @@ import { computeDelta, deltaBlockFor, encodeDelta, sliceDelta } from '../../core
 import type { ChunkerOptions } from '../../core/fastcdc.js';
 import { encodeManifest, type ChunkRef } from '../../store/manifest.js';
 import { createChunkCutter, type CutChunk } from './chunk-cutter.js';
-import type { ChunkPool, HashedChunk, LocalFile } from './chunk-pool.js';
+import type { ChunkPool, HashedChunk, LocalFile, OldChunks } from './chunk-pool.js';
 import { DIGEST_BYTES, type BaseRequest, type ChunkFrame, type DeltaFrame } from './protocol.js';
 import type { TongbuClient } from './tongbu-client.js';
 
@@ -39,6 +39,8 @@ export interface UploadedContent {
   readonly sentBytes: number;
   /** Chunks sent as deltas. */
   readonly deltaChunks: number;
+  /** The manifest's bytes, when the content took more than one chunk. */
+  readonly manifest?: Buffer;
 }
 
 export interface UploadOptions {
@@ -60,6 +62,12 @@ export interface UploadOptions {
    * shorter.
    */
   readonly base?: DeltaBase;
+  /**
+   * With `file`: the chunks of the version it replaces. The worker checks
+   * them where they recur instead of cutting there, and the node is not
+   * asked about them.
+   */
+  readonly old?: OldChunks;
 }
 
 /** A file's current version on the node: its one chunk, or its manifest. */
@@ -76,6 +84,8 @@ interface Offer {
   readonly load?: () => Promise<Buffer>;
   /** The file's manifest, offered after its chunks. */
   readonly manifest?: true;
+  /** A chunk of the version the file replaces: the node has it. */
+  readonly known?: true;
 }
 
 /** Pieces of one file in a worker's queue at once. */
@@ -107,9 +117,10 @@ export async function uploadContent(
 
   batcher.endOfFile();
   let data: ContentHash | undefined;
+  let manifest: Buffer | undefined;
   if (refs.length === 1) data = refs[0]!.hash;
   else if (refs.length > 1) {
-    const manifest = encodeManifest(refs);
+    manifest = encodeManifest(refs);
     data = storeAddress(manifest);
     await batcher.add({ hash: data, size: manifest.length, bytes: manifest, manifest: true });
   }
@@ -121,6 +132,7 @@ export async function uploadContent(
     parts: refs.length,
     sentBytes: batcher.sentBytes,
     deltaChunks: batcher.deltaChunks,
+    ...(manifest ? { manifest } : {}),
   };
 }
 
@@ -211,7 +223,7 @@ async function chunkFileInPool(
     }
     return bytes;
   };
-  const session = pool.openFile(file, chunker, options.algorithm ?? DEFAULT_HASH);
+  const session = pool.openFile(file, chunker, options.algorithm ?? DEFAULT_HASH, options.old);
   try {
     for (;;) {
       options.signal?.throwIfAborted();
@@ -222,6 +234,7 @@ async function chunkFileInPool(
           hash: c.hash,
           size: c.length,
           load: () => load(c.offset, c.length),
+          ...(c.known ? { known: true as const } : {}),
         })),
       );
       options.onBytes?.(batch.bytes);
@@ -290,9 +303,10 @@ class Batcher {
     frames: readonly Offer[],
     context: { prev: ContentHash | undefined; ended: boolean },
   ): Promise<void> {
-    const missing = await this.client.missing([...new Set(frames.map((f) => f.hash))]);
+    const asked = frames.filter((f) => !f.known).map((f) => f.hash);
+    const missing = await this.client.missing([...new Set(asked)]);
     // Each lacked chunk once, in order; `lacked[i]`: frame i is sent.
-    const lacked = frames.map((f) => missing.delete(f.hash));
+    const lacked = frames.map((f) => !f.known && missing.delete(f.hash));
     if (missing.size > 0)
       throw new TongbuError('INTERNAL', 'node reported chunks it was not asked about');
     const runs = this.base && this.client.deltas ? this.runsOf(frames, lacked, context) : [];

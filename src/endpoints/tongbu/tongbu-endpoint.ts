@@ -27,6 +27,7 @@ import type {
 import { writeAlgorithm } from '../endpoint.js';
 import { readContent } from './chunk-download.js';
 import { ChunkPool } from './chunk-pool.js';
+import { ManifestCache } from './manifest-cache.js';
 import { uploadContent } from './chunk-upload.js';
 import { encodeKeyPath } from './protocol.js';
 import { fewestReplicas, TongbuClient, type ReplicationAnswer } from './tongbu-client.js';
@@ -59,6 +60,8 @@ export interface TongbuEndpointOptions {
   readonly consistency?: 'linearizable' | 'stale';
   /** Send lacked chunks whole, never as deltas against the version they replace. */
   readonly wholeFile?: boolean;
+  /** A directory keeping the manifests uploaded, for the next upload of the same files. */
+  readonly manifestCache?: string;
 }
 
 type Stored = StoredEntry & { readonly key: string };
@@ -82,6 +85,7 @@ export class TongbuEndpoint implements Endpoint {
   private readonly changes = new Map<string, EntryChange>();
   /** Worker threads that chunk and hash large files; started by the first one. */
   private pool: ChunkPool | undefined;
+  private readonly manifests: ManifestCache | undefined;
   sentBytes = 0;
   /** Chunks sent as deltas against the version they replace. */
   deltaChunks = 0;
@@ -90,6 +94,7 @@ export class TongbuEndpoint implements Endpoint {
     this.url = url;
     this.target = parseTongbuUrl(url);
     this.options = options;
+    this.manifests = options.manifestCache ? new ManifestCache(options.manifestCache) : undefined;
     this.client = new TongbuClient(this.target, {
       ...(options.token !== undefined ? { token: options.token } : {}),
       connections: Math.max(4, options.transfers ?? 4),
@@ -209,18 +214,26 @@ export class TongbuEndpoint implements Endpoint {
     options: { readonly signal?: AbortSignal } = {},
   ): Promise<WriteResult> {
     const pool = request.size >= POOL_FROM ? (this.pool ??= new ChunkPool()) : undefined;
-    const old = this.options.wholeFile ? undefined : this.listed.get(request.key);
+    const listed = this.listed.get(request.key);
+    const old = listed?.kind === 'file' ? listed.data : undefined;
+    const oldManifest = old !== undefined && (listed?.parts ?? 1) > 1;
+    const file =
+      pool && request.sourcePath !== undefined
+        ? { path: request.sourcePath, size: request.size, mtimeMs: request.mtimeMs }
+        : undefined;
+    const oldChunks =
+      file && oldManifest && this.manifests ? await this.manifests.get(old) : undefined;
     const up = await uploadContent(this.client, this.requireChunker(), content, {
       ...options,
-      ...(old?.kind === 'file' && old.data !== undefined
-        ? { base: { object: old.data, manifest: (old.parts ?? 1) > 1 } }
+      ...(old !== undefined && !this.options.wholeFile
+        ? { base: { object: old, manifest: oldManifest } }
         : {}),
+      ...(oldChunks ? { old: oldChunks } : {}),
       algorithm: writeAlgorithm(request),
       ...(pool ? { pool } : {}),
-      ...(pool && request.sourcePath !== undefined
-        ? { file: { path: request.sourcePath, size: request.size, mtimeMs: request.mtimeMs } }
-        : {}),
+      ...(file ? { file } : {}),
     });
+    if (up.manifest && up.data && this.manifests) await this.manifests.put(up.data, up.manifest);
     if (up.size !== request.size) {
       throw new TongbuError(
         'FILE_CHANGED',
@@ -321,6 +334,7 @@ export class TongbuEndpoint implements Endpoint {
   }
 
   async close(): Promise<void> {
+    await this.manifests?.trim();
     this.client.close();
     await this.pool?.close();
   }
