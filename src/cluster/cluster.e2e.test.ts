@@ -35,7 +35,10 @@ import { contentBytes, MiB } from '../test-support/random-tree.js';
 import { httpCall, stopAllNodes, type StoreNode } from '../test-support/store-node.js';
 
 interface SyncJson {
-  commit?: { replication?: { mode: string; replicas: number; wanted: number } };
+  commit?: {
+    uploadedBytes: number;
+    replication?: { mode: string; replicas: number; wanted: number };
+  };
 }
 
 function writeFiles(dir: string, seed: number, files = 12): void {
@@ -128,6 +131,29 @@ describe('replicated store (embedded catalog)', () => {
     expect(logs.json.commit?.replication).toEqual({ mode: 'async', replicas: 1, wanted: 3 });
     const ckpt = await push(cluster, src, 'ckpt', [1]);
     expect(ckpt.json.commit?.replication?.mode).toBe('quorum');
+  });
+
+  it('a new version goes to the node as deltas and reaches every replica whole', async () => {
+    const cluster = await startCluster({ nodes: 3 });
+    const src = path.join(await makeTempDir(), 'src');
+    writeFiles(src, 2, 4);
+    expect((await push(cluster, src, 'ckpt', [0], ['--replication', 'quorum'])).code).toBe(0);
+    // 10,000 bytes changed in the middle of a 2 MiB file.
+    const big = path.join(src, 'f0.bin');
+    const bytes = fs.readFileSync(big);
+    bytes.fill(7, 1_000_000, 1_010_000);
+    fs.writeFileSync(big, bytes);
+    const r = await push(cluster, src, 'ckpt', [0], ['--replication', 'quorum']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json.commit!.uploadedBytes).toBeGreaterThanOrEqual(10_000);
+    expect(r.json.commit!.uploadedBytes).toBeLessThan(30_000);
+    expect(r.json.commit!.replication!.replicas).toBeGreaterThanOrEqual(2);
+    await waitFor(
+      () => [...copiesOf(cluster.nodes).values()].every((n) => n === 3),
+      10_000,
+      '3 copies',
+    );
+    for (const i of [1, 2]) await pullEquals(cluster, i, 'ckpt', src);
   });
 
   it('async with a node killed: the client fails over, the answer says 1 replica, the lag drains to 0 once it is back', async () => {
