@@ -50,9 +50,17 @@ export class DeltaBases {
   async signatures(requests: readonly BaseRequest[]): Promise<BaseSignatures[]> {
     const out: BaseSignatures[] = [];
     for (const r of requests) {
-      const bases = await this.basesOf(r);
-      const hashes = bases.map((b) => b.hash);
-      const bytes = await this.concat(hashes);
+      let bases = await this.basesOf(r);
+      let hashes = bases.map((b) => b.hash);
+      let bytes: Buffer;
+      try {
+        bytes = await this.concat(hashes);
+      } catch (err) {
+        // A base chunk that is gone (or too big a base): no base; the chunks go whole.
+        if (!(err instanceof TongbuError) || (err.code !== 'NOT_FOUND' && err.code !== 'TOO_LARGE'))
+          throw err;
+        [bases, hashes, bytes] = [[], [], Buffer.alloc(0)];
+      }
       if (bytes.length > 0) this.keep(hashes.join(','), bytes);
       out.push({ bases, block: r.block, signatures: blockSignatures(bytes, r.block) });
     }

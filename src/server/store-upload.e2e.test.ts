@@ -12,7 +12,10 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_TABLE } from '../core/errors.js';
-import { hashBytes } from '../core/hash.js';
+import Database from 'better-sqlite3';
+import { chunkBuffer } from '../core/fastcdc.js';
+import { hashBytes, storeAddress } from '../core/hash.js';
+import { STORE_CHUNKER } from '../endpoints/tongbu/protocol.js';
 import { openEndpoint } from '../endpoints/open-endpoint.js';
 import {
   assertBuilt,
@@ -286,6 +289,44 @@ describe('a tree through a store node', () => {
       expect(fs.readFileSync(path.join(out, 'ckpt.bin')).equals(nextBig)).toBe(true);
     }
     await other.stop();
+  }, 120_000);
+
+  it('a node that lost a chunk of its head: the commit names it, the kept manifest goes, the re-run sends it', async () => {
+    const lossy = await startStoreNode();
+    const src = fresh('kept-src');
+    fs.mkdirSync(src);
+    const file = path.join(src, 'ckpt.bin');
+    const v1 = contentBytes(12 * MiB, 41);
+    fs.writeFileSync(file, v1);
+    const url = lossy.tongbuUrl('kept');
+    await syncOk(lossy, [src, url]);
+    // The upload kept its manifest beside the sync state (syncOk's states are in `work`).
+    const first = chunkBuffer(v1, STORE_CHUNKER)[0]!;
+    const lost = storeAddress(v1.subarray(first.offset, first.offset + first.length));
+
+    // The node loses the file's first chunk while it is down.
+    await lossy.stop();
+    const index = new Database(path.join(lossy.dataDir, 'packs', 'index.db'));
+    const gone = index
+      .prepare('DELETE FROM objects WHERE hash = ?')
+      .run(Buffer.from(lost.slice(lost.indexOf(':') + 1), 'hex'));
+    index.close();
+    expect(gone.changes).toBe(1);
+    await lossy.restart();
+
+    // The next version shares that chunk: the client trusts its kept manifest and does not ask.
+    const v2 = Buffer.from(v1);
+    v2.fill(9, 11 * MiB, 11 * MiB + 5000);
+    fs.writeFileSync(file, v2);
+    const failed = await runCli(['sync', src, url, '--state', fresh('state')], tokenEnv(lossy));
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toContain(`names missing chunk ${lost}`);
+    // The re-run asks about every chunk, sends the lost one, and the version reads back.
+    await syncOk(lossy, [src, url]);
+    const out = fresh('kept-out');
+    await syncOk(lossy, [url, out]);
+    expect(fs.readFileSync(path.join(out, 'ckpt.bin')).equals(v2)).toBe(true);
+    await lossy.stop();
   }, 120_000);
 
   it('an empty directory makes a new namespace with one empty version, which syncs back', async () => {

@@ -58,6 +58,11 @@ export class ManifestCache {
     }
   }
 
+  /** Drops a manifest (the node turned out to lack a chunk it names). */
+  async forget(address: ContentHash): Promise<void> {
+    await fs.rm(join(this.dir, storeDigestHex(address)), { force: true }).catch(() => undefined);
+  }
+
   /** After writes: removes the least recently used files past the size kept. */
   async trim(): Promise<void> {
     if (!this.wrote) return;

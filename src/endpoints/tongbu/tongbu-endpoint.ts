@@ -86,6 +86,8 @@ export class TongbuEndpoint implements Endpoint {
   /** Worker threads that chunk and hash large files; started by the first one. */
   private pool: ChunkPool | undefined;
   private readonly manifests: ManifestCache | undefined;
+  /** Kept manifests whose chunks this run did not ask the node about. */
+  private readonly trusted = new Set<ContentHash>();
   sentBytes = 0;
   /** Chunks sent as deltas against the version they replace. */
   deltaChunks = 0;
@@ -223,6 +225,7 @@ export class TongbuEndpoint implements Endpoint {
         : undefined;
     const oldChunks =
       file && oldManifest && this.manifests ? await this.manifests.get(old) : undefined;
+    if (oldChunks) this.trusted.add(old!);
     const up = await uploadContent(this.client, this.requireChunker(), content, {
       ...options,
       ...(old !== undefined && !this.options.wholeFile
@@ -313,11 +316,16 @@ export class TongbuEndpoint implements Endpoint {
       message: message ?? this.options.message ?? '',
       ...(tag !== undefined ? { tag } : {}),
     };
-    const r = (await this.client.json(
-      'POST',
-      this.client.nsPath('commits'),
-      body,
-    )) as CommitResult & {
+    const r = (await this.client
+      .json('POST', this.client.nsPath('commits'), body)
+      .catch(async (err: unknown) => {
+        // The node lacks a chunk of a version it lists (damage it could not repair): the kept
+        // manifests said it had them, so forget those; the re-run asks about every chunk.
+        if (err instanceof TongbuError && /names missing chunk/.test(err.message)) {
+          for (const m of this.trusted) await this.manifests?.forget(m);
+        }
+        throw err;
+      })) as CommitResult & {
       replication?: ReplicationAnswer;
     };
     this.changes.clear();
