@@ -50,11 +50,13 @@ export class DeltaBases {
   async signatures(requests: readonly BaseRequest[]): Promise<BaseSignatures[]> {
     const out: BaseSignatures[] = [];
     for (const r of requests) {
-      let bases = await this.basesOf(r);
+      // Without `range` the base is the named object, read once.
+      let bases = r.range ? await this.rangeOf(r) : [{ hash: r.object, size: 0 }];
       let hashes = bases.map((b) => b.hash);
       let bytes: Buffer;
       try {
         bytes = await this.concat(hashes);
+        if (!r.range) bases = [{ hash: r.object, size: bytes.length }];
       } catch (err) {
         // A base chunk that is gone (or too big a base): no base; the chunks go whole.
         if (!(err instanceof TongbuError) || (err.code !== 'NOT_FOUND' && err.code !== 'TOO_LARGE'))
@@ -134,15 +136,8 @@ export class DeltaBases {
     return Buffer.concat(parts, total);
   }
 
-  private async basesOf(r: BaseRequest): Promise<{ hash: ContentHash; size: number }[]> {
-    if (!r.range) {
-      try {
-        return [{ hash: r.object, size: (await this.read(r.object)).length }];
-      } catch (err) {
-        if (err instanceof TongbuError && err.code === 'NOT_FOUND') return [];
-        throw err;
-      }
-    }
+  /** The old chunks between the request's neighbours in the manifest it names. */
+  private async rangeOf(r: BaseRequest): Promise<{ hash: ContentHash; size: number }[]> {
     const manifest = await this.manifest(r.object);
     if (!manifest) return [];
     const cap = Math.min(MAX_BASE_BYTES, 2 * r.runBytes + BASE_SLACK);

@@ -202,6 +202,9 @@ function predictBlock(id, s, file, p) {
     let isKnown = false;
     let hash;
     const k = p.next;
+    // The length of the expected chunk when its bytes were not it (their hash stays in
+    // `hash`): FastCDC may cut at the same length, and then needs no second hash.
+    let tried = -1;
     if (k >= 0 && k < p.sizes.length) {
       const size = /** @type {number} */ (p.sizes[k]);
       // The old last chunk ended at the old file's end, not at a cut.
@@ -216,7 +219,7 @@ function predictBlock(id, s, file, p) {
           length = size;
           isKnown = true;
           p.next = k + 1;
-        }
+        } else tried = size;
       }
     }
     if (length < 0) {
@@ -224,7 +227,7 @@ function predictBlock(id, s, file, p) {
       const cut = s.cdc.nextCut(window);
       length = cut > 0 ? cut : window.length;
       const bytes = window.subarray(0, length);
-      hash = addressOf(bytes);
+      hash = length === tried && hash !== undefined ? hash : addressOf(bytes);
       s.whole.update(bytes);
       const j = p.index.get(hash);
       if (j !== undefined) {
@@ -244,6 +247,20 @@ function predictBlock(id, s, file, p) {
 }
 
 /**
+ * Posts one block's chunks of a file session and reads the next block, if
+ * the main thread has taken enough of the earlier ones.
+ * @param {number} id
+ * @param {FileRead} file
+ * @param {import('./chunk-pool.js').ChunkReply} reply
+ */
+function post(id, file, reply) {
+  port.postMessage(reply);
+  file.credit--;
+  if (file.credit > 0) setImmediate(readBlock, id);
+  else file.waiting = true;
+}
+
+/**
  * Reads one block of a file session and posts the chunks it completes;
  * after the last, checks that the file is still as listed and posts the end.
  * @param {number} id
@@ -257,10 +274,7 @@ function readBlock(id) {
     if (p && p.pos < file.size) {
       /** @type {import('./chunk-pool.js').ChunkReply} */
       const reply = { type: 'cuts', id, ...predictBlock(id, s, file, p) };
-      port.postMessage(reply);
-      file.credit--;
-      if (file.credit > 0) setImmediate(readBlock, id);
-      else file.waiting = true;
+      post(id, file, reply);
       return;
     }
     const base = p ? file.size : s.cdc.bytes;
@@ -272,10 +286,7 @@ function readBlock(id) {
       const cuts = s.cdc.push(piece);
       /** @type {import('./chunk-pool.js').ChunkReply} */
       const reply = { type: 'cuts', id, cuts, hashes: digests(s, piece, base, cuts), bytes: n };
-      port.postMessage(reply);
-      file.credit--;
-      if (file.credit > 0) setImmediate(readBlock, id);
-      else file.waiting = true;
+      post(id, file, reply);
       return;
     }
     const after = fs.fstatSync(file.fd);
